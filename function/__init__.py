@@ -1,0 +1,14 @@
+"""Serverless OCR: one cached ONNX OCR engine per process, bounded memory, clear errors.
+
+Modules, in the order a request meets them:
+    settings  - every environment variable, read and validated once
+    logs      - Cloud Logging JSON on the platform, readable text locally
+    errors    - exceptions that carry their own HTTP status and machine-readable code
+    http      - request body -> image bytes, admission gate, errors -> HTTP responses
+    images    - decode, bomb checks, EXIF orientation, colour modes, resize before the model
+    engine    - the one RapidOCR engine, loaded in the serving process, called one at a time
+    pipeline  - decode -> OCR -> result schema, with timings and memory
+    memory    - resident memory now and at peak, the instance limit, alert levels
+"""
+
+__version__ = "0.1.0"

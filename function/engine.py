@@ -1,0 +1,85 @@
+"""The one OCR engine of this process: loaded once, in the process that serves, used serially.
+
+functions-framework imports the function in gunicorn's master process and then forks the worker
+that serves. ONNX Runtime's thread pool does not survive a fork (an engine created before the
+fork runs markedly slower in the child), so the engine is loaded in a background thread as soon
+as the worker is forked, and lazily on first use where nothing forks (the Flask debug server,
+the storage trigger run in-process). Requests that arrive while it loads wait for it.
+
+RapidOCR writes per-call options into shared state, so calls are serialised by a lock; decoding
+and validation run outside it, concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """A lazily loaded, lock-guarded RapidOCR instance."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._loaded = threading.Event()
+        self._loading = threading.Lock()
+        self._ocr: Any = None
+        self.load_seconds: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    def load_after_fork(self) -> None:
+        """Load in the background in every process forked from this one (gunicorn's worker)."""
+        os.register_at_fork(after_in_child=self._load_in_background)
+
+    def _load_in_background(self) -> None:
+        threading.Thread(target=self._ensure_loaded, name="ocr-engine-load", daemon=True).start()
+
+    def _ensure_loaded(self) -> None:
+        with self._loading:
+            if self._ocr is not None:
+                return
+            started = time.perf_counter()
+            self._ocr = _create_rapidocr(self._settings)
+            self.load_seconds = round(time.perf_counter() - started, 3)
+            self._loaded.set()
+            log.info("OCR engine loaded in %.3f s", self.load_seconds)
+
+    def __call__(self, bgr: np.ndarray) -> list[tuple[list[list[float]], str, float]]:
+        """OCR one image; returns (box, text, score) per detected line, in reading order."""
+        self._ensure_loaded()
+        with self._lock:
+            result, _elapsed = self._ocr(bgr)
+        return [(box, text, float(score)) for box, text, score in result or []]
+
+
+def _create_rapidocr(settings: Settings) -> Any:
+    import cv2
+    from rapidocr_onnxruntime import RapidOCR
+
+    cv2.setNumThreads(settings.ocr_threads)
+    threads = {"intra_op_num_threads": settings.ocr_threads, "inter_op_num_threads": 1}
+    if not settings.memory_optimization:
+        return RapidOCR(**threads)  # the library's defaults: the seed's rollback switch
+    # Our decoder already bounded the image to MAX_SIDE. "max" makes the detector only ever
+    # shrink (its default "min" upscales any image whose short side is under 736 px: a 200x60
+    # word then costs ~600 MB); with "max" its own limit is 960/1500/2000 chosen from the image
+    # size, all >= what we hand it up to 2000 px, so the detector sees our image as is.
+    return RapidOCR(
+        max_side_len=settings.max_side,
+        det_limit_type="max",
+        det_limit_side_len=settings.max_side,
+        **threads,
+    )

@@ -1,0 +1,63 @@
+"""Errors are values: each exception carries its HTTP status and a machine-readable code.
+
+`function.http` turns them into responses in one place; the Cloud Storage trigger uses
+`permanent` to decide between "log and acknowledge" and "raise so the platform retries".
+"""
+
+from __future__ import annotations
+
+
+class OcrError(Exception):
+    """Base of every error a client can be told about."""
+
+    status: int = 500
+    code: str = "internal"
+    permanent: bool = True
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class BadRequest(OcrError):
+    status, code = 400, "bad_request"
+
+
+class EmptyBody(OcrError):
+    status, code = 400, "empty_body"
+
+
+class InvalidImage(OcrError):
+    status, code = 400, "invalid_image"
+
+
+class MethodNotAllowed(OcrError):
+    status, code = 405, "method_not_allowed"
+
+
+class TooLarge(OcrError):
+    status, code = 413, "too_large"
+
+
+class TooManyPixels(OcrError):
+    status, code = 413, "too_many_pixels"
+
+
+class UnsupportedMediaType(OcrError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Busy(OcrError):
+    status, code, permanent = 429, "busy", False
+
+
+class OutOfMemory(OcrError):
+    status, code, permanent = 503, "out_of_memory", False
+
+
+class Internal(OcrError):
+    status, code, permanent = 500, "internal", False

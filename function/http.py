@@ -1,0 +1,210 @@
+"""HTTP: request body -> image bytes, OCR through the admission gate, every outcome -> a response.
+
+This is the one place where errors become HTTP: `OcrError.status`/`code` for known failures,
+503 `out_of_memory` for a failed allocation, 500 `internal` (traceback logged, not sent) for the
+rest. Nothing here returns HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+
+import flask
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .errors import (
+    BadRequest,
+    EmptyBody,
+    Internal,
+    MethodNotAllowed,
+    OcrError,
+    OutOfMemory,
+    TooLarge,
+    UnsupportedMediaType,
+)
+from .pipeline import OcrResult
+from .service import Service
+
+log = logging.getLogger("function.invocation")
+
+_CHUNK = 64 * 1024
+_FORMATS = ("json", "text")
+
+
+def handle(request: flask.Request, service: Service) -> flask.Response:
+    """Serve one HTTP invocation; never raises."""
+    started = time.perf_counter()
+    fields: dict[str, object] = {"method": request.method, "content_type": request.mimetype}
+    error: OcrError | None = None
+    try:
+        if request.method in ("GET", "HEAD"):
+            response = _json_response(service.info(), 200)
+        elif request.method == "POST":
+            response = _recognise(request, service, fields)
+        else:
+            raise MethodNotAllowed(
+                f"{request.method} is not supported: POST an image, or GET for service info.",
+                headers={"Allow": "GET, HEAD, POST"},
+            )
+    except OcrError as exc:
+        error = exc
+    except MemoryError:
+        error = OutOfMemory("The instance ran out of memory for this request.")
+    except Exception:
+        log.exception("Unhandled error while serving %s", request.method)
+        error = Internal("The function failed unexpectedly; the error was logged.")
+    finally:
+        _discard_unread_body(request)
+    if error is not None:
+        fields["error"] = error.code
+        response = error_response(error)
+    _log_invocation(request, response, fields, started)
+    return response
+
+
+def error_response(error: OcrError) -> flask.Response:
+    response = _json_response(error.to_dict(), error.status)
+    response.headers.update(error.headers)
+    return response
+
+
+def _recognise(request: flask.Request, service: Service, fields: dict[str, object]) -> flask.Response:
+    output = request.args.get("format", "json").lower()
+    if output not in _FORMATS:
+        raise BadRequest(f"format={output!r} is not supported: use json or text.")
+    with service.admission():
+        data = read_image_bytes(request, service.settings.max_image_bytes)
+        fields["bytes_in"] = len(data)
+        result = service.ocr(data)
+        del data
+    fields.update(_result_fields(result))
+    if output == "text":
+        response = flask.Response(result.text, 200, mimetype="text/plain")
+        response.charset = "utf-8"
+    else:
+        response = _json_response(result.to_dict(), 200)
+    response.headers["X-Peak-RSS-MB"] = str(result.memory.peak_rss_mb)
+    response.headers["X-Memory-Level"] = result.memory.level
+    return response
+
+
+def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
+    """The image from a raw body, a multipart field `file`, or JSON `{"image": "<base64>"}`."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        data = _from_multipart(request, max_bytes + 1024 * 1024)
+    elif mimetype == "application/json":
+        data = _from_json(_read_body(request, max_bytes * 4 // 3 + 64 * 1024))
+    elif mimetype in ("", "application/octet-stream") or mimetype.startswith("image/"):
+        data = _read_body(request, max_bytes)
+    else:
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype!r} is not accepted. Send the image as image/* or "
+            "application/octet-stream, as multipart/form-data field 'file', or as "
+            'application/json {"image": "<base64>"}.'
+        )
+    if not data:
+        raise EmptyBody("The request carries no image bytes.")
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    return data
+
+
+def _read_body(request: flask.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    while chunk := request.stream.read(_CHUNK):  # bounded even for chunked bodies
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _from_multipart(request: flask.Request, limit: int) -> bytes:
+    request.max_content_length = limit
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
+    except (HTTPException, ValueError) as exc:
+        raise BadRequest(f"The multipart body could not be parsed ({exc}).") from None
+    if upload is None:
+        if "boundary" not in request.mimetype_params:
+            raise BadRequest("multipart/form-data without a boundary parameter.")
+        raise BadRequest("The multipart body has no field named 'file'.")
+    return upload.read()
+
+
+def _from_json(body: bytes) -> bytes:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The body is not valid JSON.") from None
+    encoded = document.get("image") if isinstance(document, dict) else None
+    if not isinstance(encoded, str):
+        raise BadRequest('JSON bodies must be an object {"image": "<base64 image bytes>"}.')
+    if encoded.startswith("data:") and "," in encoded:  # accept data: URLs as browsers make them
+        encoded = encoded.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("The 'image' field is not valid base64.") from None
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"The request is larger than {limit:,} bytes (MAX_IMAGE_BYTES).")
+
+
+def _discard_unread_body(request: flask.Request) -> None:
+    """Read and drop what the client sent but we did not need (a refused upload).
+
+    functions-framework reads any unread body into memory after the response; a refused 30 MB
+    upload would otherwise be buffered whole, once per refused request.
+    """
+    try:
+        while request.stream.read(_CHUNK):
+            pass
+    except Exception:  # the client went away; nothing is left to protect
+        pass
+
+
+def _json_response(body: dict[str, object], status: int) -> flask.Response:
+    return flask.Response(
+        json.dumps(body, ensure_ascii=False), status, mimetype="application/json"
+    )
+
+
+def _result_fields(result: OcrResult) -> dict[str, object]:
+    return {
+        "width": result.width,
+        "height": result.height,
+        "scale": result.scale,
+        "lines": len(result.lines),
+        **{f"{step}_ms": ms for step, ms in result.timings_ms.items()},
+        "peak_rss_mb": result.memory.peak_rss_mb,
+        "rss_mb": result.memory.rss_mb,
+        "memory_level": result.memory.level,
+    }
+
+
+def _log_invocation(
+    request: flask.Request, response: flask.Response, fields: dict[str, object], started: float
+) -> None:
+    """One entry per invocation; its severity says whether anyone needs to look at it."""
+    fields["status"] = response.status_code
+    fields["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    if response.status_code >= 500:
+        severity = logging.ERROR
+    elif response.status_code == 429 or fields.get("memory_level", "normal") != "normal":
+        severity = logging.WARNING
+    elif request.method in ("GET", "HEAD"):
+        severity = logging.DEBUG
+    else:
+        severity = logging.INFO
+    log.log(severity, "%s %s", request.method, response.status_code, extra={"json_fields": fields})

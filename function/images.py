@@ -1,0 +1,140 @@
+"""Bytes -> a small BGR array for the model, refusing bombs before they are decoded.
+
+Memory is decided here, before the model sees anything: the pixel count is checked from the
+header, JPEGs are decoded at reduced size by the codec itself (`draft`), large images are shrunk
+with a cheap integer `reduce` before any colour conversion, and nothing is ever upscaled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import BytesIO
+
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImage, TooManyPixels
+
+# Formats Pillow decodes natively and safely (JPEG includes multi-picture MPO from cameras);
+# never EPS/PS (Ghostscript) or other exotica.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """The model's input and how it maps back to the image as the client sees it."""
+
+    bgr: np.ndarray
+    width: int  # original width after EXIF orientation
+    height: int
+
+    @property
+    def scale(self) -> float:
+        """Model-input pixels per original pixel (1.0 = full size, never above)."""
+        return round(self.bgr.shape[1] / self.width, 4)
+
+    def to_original(self, x: float, y: float) -> tuple[float, float]:
+        """Map a point of the model input back to original-image pixels."""
+        sx = self.width / self.bgr.shape[1]
+        sy = self.height / self.bgr.shape[0]
+        return (
+            round(min(max(x * sx, 0.0), self.width), 1),
+            round(min(max(y * sy, 0.0), self.height), 1),
+        )
+
+
+def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImage:
+    """Decode `data`, apply EXIF orientation, and shrink so neither side exceeds `max_side`.
+
+    `max_side=None` keeps the original size (MEMORY_OPTIMIZATION=false).
+    """
+    image = _open(data)
+    _check_pixels(image, max_pixels)
+    width, height = _oriented_size(image)
+    target = _target_size(image.size, max_side)
+    if target != image.size and image.format in ("JPEG", "MPO"):
+        image.draft(None, target)  # the codec decodes at 1/2, 1/4 or 1/8 scale, >= target
+    _load(image)
+    image = _to_rgb(image, target)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    ImageOps.exif_transpose(image, in_place=True)
+    rgb = np.asarray(image)
+    return DecodedImage(bgr=np.ascontiguousarray(rgb[:, :, ::-1]), width=width, height=height)
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidImage(
+            "The body is not a readable image. Send JPEG, PNG, WebP, BMP, TIFF or GIF."
+        ) from None
+
+
+def _check_pixels(image: Image.Image, max_pixels: int) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooManyPixels(
+            f"The image is {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,} (MAX_PIXELS). It was refused before decoding."
+        )
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a broken EXIF block must not cost the text; it is only rotation
+        orientation = 1
+    return (height, width) if orientation in _ROTATED else (width, height)
+
+
+def _target_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    width, height = size
+    if max_side is None or max(width, height) <= max_side:
+        return size
+    ratio = max_side / max(width, height)
+    return max(1, round(width * ratio)), max(1, round(height * ratio))
+
+
+def _load(image: Image.Image) -> None:
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(str(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise InvalidImage(f"The image data is corrupt or truncated ({exc}).") from None
+
+
+def _to_rgb(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """Any mode Pillow decodes (palette, alpha, CMYK, 16-bit, greyscale, bilevel) -> 8-bit RGB.
+
+    Transparent pixels become white, since text on a transparent background is usually dark.
+    Large images are first shrunk by an integer factor, which is cheap and keeps every
+    conversion below small.
+    """
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        image = _to_8bit(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    if image.mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGBA" if has_alpha else "RGB")
+    factor = min(image.size[0] // target[0], image.size[1] // target[1])
+    if factor >= 2:
+        image = image.reduce(factor)
+    if has_alpha:
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16/32-bit greyscale to 8-bit by its value range (Pillow's convert would clip at 255)."""
+    values = np.asarray(image, dtype=np.float32)
+    high = float(values.max()) if values.size else 0.0
+    if high > 255:
+        values *= 255.0 / (65535.0 if high <= 65535 else high)
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")

@@ -1,0 +1,78 @@
+"""The per-process service: settings, the cached engine, and the admission gate in front of it.
+
+Admission is the memory guarantee: at most MAX_CONCURRENT_REQUESTS invocations hold an image at
+once (the rest get 429 at once, before their body is read), and only one of them is inside the
+engine. So peak memory is one engine run plus a few decoded, already-shrunk images, whatever the
+traffic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from . import __version__, memory, pipeline
+from .engine import Engine
+from .errors import Busy
+from .settings import Settings
+
+RETRY_AFTER_SECONDS = 1
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = Engine(settings)
+        self._in_flight = 0
+        self._counter = threading.Lock()
+
+    @contextmanager
+    def admission(self) -> Iterator[None]:
+        """Hold one of MAX_CONCURRENT_REQUESTS slots, or raise Busy (429) without waiting.
+
+        The first invocation into an idle process resets the memory high-water mark, so each
+        response's peak covers its own invocation (and, under concurrency, its neighbours').
+        """
+        with self._counter:
+            if self._in_flight >= self.settings.max_concurrent_requests:
+                raise Busy(
+                    f"{self._in_flight} requests are already in progress "
+                    f"(MAX_CONCURRENT_REQUESTS={self.settings.max_concurrent_requests}); "
+                    f"retry after {RETRY_AFTER_SECONDS} s.",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+            if self._in_flight == 0:
+                memory.reset_peak()
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._counter:
+                self._in_flight -= 1
+            if self.settings.enable_gc_after_request:
+                memory.release()
+
+    def ocr(self, data: bytes) -> pipeline.OcrResult:
+        """OCR image bytes already admitted by `admission()`."""
+        return pipeline.run(data, self.settings, self.engine)
+
+    def info(self) -> dict[str, object]:
+        """Service information for GET: a readiness probe and a settings check."""
+        rss = memory.rss_mb()
+        return {
+            "service": "serverless-ocr",
+            "version": __version__,
+            "engine": {
+                "name": "rapidocr-onnxruntime",
+                "loaded": self.engine.loaded,
+                "load_seconds": self.engine.load_seconds,
+            },
+            "settings": self.settings.public(),
+            "memory": {
+                "rss_mb": rss,
+                "level": memory.level(rss, self.settings),
+                "limit_mb": memory.limit_mb(),
+            },
+            "in_flight": self._in_flight,
+        }

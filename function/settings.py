@@ -1,0 +1,184 @@
+"""Every setting comes from an environment variable, is read once, and is validated up front.
+
+A bad value stops start-up with a message naming the variable and what it accepts, so a typo in a
+deployment fails loudly at deploy time instead of silently at 3 a.m. Variables that meant something
+to the old pooled service but mean nothing here are reported as warnings, never ignored silently.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Mapping, TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("auto", "json", "text")
+
+
+class SettingsError(ValueError):
+    """A variable has a value the function cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in effect for this process. Build it with `Settings.from_env()`."""
+
+    max_side: int = 1600
+    max_image_bytes: int = 32 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_concurrent_requests: int = 4
+    enable_gc_after_request: bool = True
+    memory_optimization: bool = True
+    memory_attention_mb: int = 1024
+    memory_warning_mb: int = 2048
+    ocr_threads: int = 1
+    log_level: str = "WARNING"
+    log_format: str = "auto"
+    output_bucket: str = ""
+    output_prefix: str = "ocr-results/"
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise SettingsError naming the first bad one."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        settings = cls(
+            max_side=reader.integer("MAX_SIDE", cls.max_side, 320, 8192),
+            max_image_bytes=reader.integer("MAX_IMAGE_BYTES", cls.max_image_bytes, 1024, 1 << 31),
+            max_pixels=reader.integer("MAX_PIXELS", cls.max_pixels, 10_000, 500_000_000),
+            max_concurrent_requests=reader.integer(
+                "MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, 1, 1000
+            ),
+            enable_gc_after_request=reader.boolean(
+                "ENABLE_GC_AFTER_REQUEST", cls.enable_gc_after_request
+            ),
+            memory_optimization=reader.boolean("MEMORY_OPTIMIZATION", cls.memory_optimization),
+            memory_attention_mb=reader.integer(
+                "MEMORY_ATTENTION_MB", cls.memory_attention_mb, 1, 1 << 20
+            ),
+            memory_warning_mb=reader.integer("MEMORY_WARNING_MB", cls.memory_warning_mb, 1, 1 << 20),
+            ocr_threads=reader.integer("OCR_THREADS", available_cpus(), 1, 256),
+            log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
+            log_format=reader.choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
+            output_bucket=env.get("OUTPUT_BUCKET", "").strip(),
+            output_prefix=reader.prefix("OUTPUT_PREFIX", cls.output_prefix),
+            warnings=tuple(_obsolete_variable_warnings(env)),
+        )
+        if settings.memory_attention_mb >= settings.memory_warning_mb:
+            raise SettingsError(
+                f"MEMORY_ATTENTION_MB={settings.memory_attention_mb} must be below "
+                f"MEMORY_WARNING_MB={settings.memory_warning_mb}"
+            )
+        return settings
+
+    def public(self) -> dict[str, object]:
+        """The settings as shown to clients by GET (nothing here is secret)."""
+        shown = asdict(self)
+        shown.pop("warnings")
+        return shown
+
+
+def available_cpus() -> int:
+    """CPUs this process may really use: its affinity mask and its cgroup CPU quota.
+
+    os.cpu_count() reports the host's cores; ONNX Runtime sizing its thread pool from it on a
+    2-vCPU instance of a 64-core host means 64 threads fighting over 2 CPUs.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity API
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        quota = int(open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read())
+        period = int(open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def _obsolete_variable_warnings(env: Mapping[str, str]) -> list[str]:
+    warnings = []
+    if "OCR_PROCESS_POOL_SIZE" in env:
+        warnings.append(
+            f"OCR_PROCESS_POOL_SIZE={env['OCR_PROCESS_POOL_SIZE']} is ignored: this function has "
+            "no process pool. One OCR engine per process serves every request, one at a time; "
+            "each pooled process held its own engine, which is what exhausted memory."
+        )
+    workers = env.get("WORKERS", "1").strip()
+    if workers not in ("", "1"):
+        warnings.append(
+            f"WORKERS={workers}: functions-framework will start {workers} worker processes, each "
+            "loading its own OCR engine, which multiplies memory like the old pool did. "
+            "Use WORKERS=1 and scale with instances; MAX_CONCURRENT_REQUESTS caps work per instance."
+        )
+    return warnings
+
+
+class _Reader:
+    """Parses one variable at a time, raising SettingsError that names it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _get(self, name: str, default: T, parse: Callable[[str], T], accepts: str) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is invalid: expected {accepts}") from None
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        def parse(raw: str) -> int:
+            value = int(raw.replace("_", ""))
+            if not low <= value <= high:
+                raise ValueError
+            return value
+
+        return self._get(name, default, parse, f"an integer from {low} to {high}")
+
+    def boolean(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError
+
+        return self._get(name, default, parse, "true or false (also 1/0, yes/no, on/off)")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            for choice in choices:
+                if raw.lower() == choice.lower():
+                    return choice
+            raise ValueError
+
+        return self._get(name, default, parse, "one of " + ", ".join(choices))
+
+    def prefix(self, name: str, default: str) -> str:
+        def parse(raw: str) -> str:
+            if raw.startswith("/"):
+                raise ValueError
+            return raw if raw.endswith("/") else raw + "/"
+
+        return self._get(name, default, parse, "an object-name prefix not starting with '/'")

@@ -1,0 +1,22 @@
+"""Entry points only. Everything else lives in the `function` package.
+
+    functions-framework --target=ocr                                   # HTTP: POST an image
+    functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud Storage trigger
+"""
+
+import functions_framework
+
+from function import http, logs
+from function.service import Service
+from function.settings import Settings
+
+settings = Settings.from_env()
+logs.configure(settings)
+service = Service(settings)
+service.engine.load_after_fork()
+
+
+@functions_framework.http
+def ocr(request):
+    """OCR the posted image; GET returns service info (a readiness probe)."""
+    return http.handle(request, service)

@@ -1,0 +1,158 @@
+"""The HTTP function over real HTTP: text read back, every input form, the response schema."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import render
+
+ENGLISH = ["Invoice 2026-117", "Total due 42.50 EUR"]
+CHINESE = ["发票号码 12345", "合计金额 人民币"]
+
+
+def squash(text: str) -> str:
+    """Compare text ignoring whitespace and case: OCR may merge or split spaces."""
+    return "".join(text.split()).lower()
+
+
+def assert_reads(body: dict, expected: list[str]) -> None:
+    got = squash(body["text"])
+    for line in expected:
+        assert squash(line) in got, f"{line!r} not read back from {body['text']!r}"
+
+
+@pytest.fixture(scope="module")
+def english_png() -> bytes:
+    return render.encode(render.page(ENGLISH).image, "PNG")
+
+
+def test_reads_english_text_with_the_documented_schema(server, english_png):
+    response = server.post(english_png, "image/png")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert_reads(body, ENGLISH)
+    assert body["text"] == "\n".join(line["text"] for line in body["lines"])
+    for line in body["lines"]:
+        assert 0.0 <= line["score"] <= 1.0
+        assert len(line["box"]) == 4 and all(len(point) == 2 for point in line["box"])
+    assert body["image"] == {"width": 900, "height": 300, "scale": 1.0}
+    timings = body["timings_ms"]
+    assert timings["total"] >= timings["decode"] >= 0 and timings["total"] >= timings["ocr"] > 0
+    mem = body["memory"]
+    assert mem["peak_rss_mb"] > 0 and mem["rss_mb"] > 0
+    assert mem["level"] in ("normal", "attention", "warning")
+    assert mem["limit_mb"] is None or mem["limit_mb"] > 0
+    assert response.headers["X-Peak-RSS-MB"] == str(mem["peak_rss_mb"])
+
+
+def test_reads_chinese_text(server):
+    image = render.page(CHINESE, cjk=True, font_size=44).image
+    response = server.post(render.encode(image, "JPEG", quality=92), "image/jpeg")
+
+    assert response.status_code == 200
+    assert_reads(response.json(), CHINESE)
+
+
+def test_lines_come_in_reading_order(server):
+    lines = ["First line here", "Second line below", "Third and last"]
+    image = render.page(lines, size=(800, 420)).image
+    body = server.post(render.encode(image, "PNG")).json()
+
+    assert [squash(line["text"]) for line in body["lines"]] == [squash(line) for line in lines]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["image/png", "application/octet-stream", "image/jpeg", "IMAGE/PNG", None]
+)
+def test_raw_body_with_any_image_content_type(server, english_png, content_type):
+    # The declared image subtype need not match the bytes, and no Content-Type means raw bytes.
+    response = server.post(english_png, content_type)
+
+    assert response.status_code == 200, response.text
+    assert_reads(response.json(), ENGLISH)
+
+
+def test_multipart_field_file(server, english_png):
+    response = requests.post(
+        server.url, files={"file": ("scan.png", english_png, "image/png")}, timeout=60
+    )
+
+    assert response.status_code == 200, response.text
+    assert_reads(response.json(), ENGLISH)
+
+
+@pytest.mark.parametrize("prefix", ["", "data:image/png;base64,"])
+def test_json_base64(server, english_png, prefix):
+    encoded = prefix + base64.b64encode(english_png).decode()
+    response = server.post(json.dumps({"image": encoded}).encode(), "application/json")
+
+    assert response.status_code == 200, response.text
+    assert_reads(response.json(), ENGLISH)
+
+
+def test_format_text_returns_plain_text(server, english_png):
+    response = server.post(english_png, params={"format": "text"})
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert_reads({"text": response.text}, ENGLISH)
+    assert float(response.headers["X-Peak-RSS-MB"]) > 0
+
+
+def test_boxes_are_in_original_coordinates_when_the_image_is_shrunk(server):
+    # 4800 px wide: shrunk to MAX_SIDE=1600 (scale 1/3) before the model.
+    drawn = render.page(["WIDE PAGE"], size=(4800, 1200), font_size=200, origin=(1500, 500))
+    body = server.post(render.encode(drawn.image, "PNG")).json()
+
+    assert body["image"]["width"] == 4800 and body["image"]["height"] == 1200
+    assert body["image"]["scale"] == pytest.approx(1 / 3, abs=0.001)
+    (line,) = body["lines"]
+    assert squash(line["text"]) == "widepage"
+    xs = [x for x, _ in line["box"]]
+    ys = [y for _, y in line["box"]]
+    left, top, right, bottom = drawn.lines["WIDE PAGE"]
+    tolerance = 60  # px of the original: the detector pads each box a little
+    assert abs(min(xs) - left) < tolerance and abs(max(xs) - right) < tolerance
+    assert abs(min(ys) - top) < tolerance and abs(max(ys) - bottom) < tolerance
+
+
+def test_exif_orientation_is_applied(server):
+    # Stored sideways with orientation 6 ("rotate 90° clockwise to display"), as phones do.
+    upright = render.page(ENGLISH, size=(900, 300)).image
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    response = server.post(render.encode(stored, "JPEG", quality=92, exif=exif), "image/jpeg")
+
+    body = response.json()
+    assert body["image"]["width"] == 900 and body["image"]["height"] == 300
+    assert_reads(body, ENGLISH)
+
+
+def test_get_is_a_readiness_probe(server):
+    info = requests.get(server.url, timeout=10).json()
+
+    assert info["engine"]["loaded"] is True
+    assert info["engine"]["load_seconds"] > 0
+    assert info["settings"]["max_side"] == 1600
+    assert info["settings"]["max_concurrent_requests"] >= 1
+    assert info["memory"]["rss_mb"] > 0
+    assert info["version"]
+
+
+def test_one_log_entry_per_invocation(servers, english_png):
+    server = servers(LOG_LEVEL="INFO")
+    before = server.log().count("POST 200")
+    server.post(english_png)
+
+    entries = [line for line in server.log().splitlines() if "POST 200" in line]
+    assert len(entries) == before + 1
+    assert "peak_rss_mb=" in entries[-1] and "total_ms=" in entries[-1]
+    assert "bytes_in=" in entries[-1]
