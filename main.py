@@ -1,7 +1,7 @@
 """Entry points only. Everything else lives in the `function` package.
 
-    functions-framework --target=ocr                                   # HTTP: POST an image
-    functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud Storage trigger
+functions-framework --target=ocr                                   # HTTP: POST an image
+functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud Storage trigger
 """
 
 import functions_framework

@@ -72,7 +72,9 @@ def error_response(error: OcrError) -> flask.Response:
     return response
 
 
-def _recognise(request: flask.Request, service: Service, fields: dict[str, object]) -> flask.Response:
+def _recognise(
+    request: flask.Request, service: Service, fields: dict[str, object]
+) -> flask.Response:
     output = request.args.get("format", "json").lower()
     if output not in _FORMATS:
         raise BadRequest(f"format={output!r} is not supported: use json or text.")
@@ -175,9 +177,7 @@ def _discard_unread_body(request: flask.Request) -> None:
 
 
 def _json_response(body: dict[str, object], status: int) -> flask.Response:
-    return flask.Response(
-        json.dumps(body, ensure_ascii=False), status, mimetype="application/json"
-    )
+    return flask.Response(json.dumps(body, ensure_ascii=False), status, mimetype="application/json")
 
 
 def _result_fields(result: OcrResult) -> dict[str, object]:

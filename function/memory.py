@@ -13,6 +13,7 @@ import gc
 import resource
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .settings import Settings
 
@@ -87,7 +88,7 @@ def limit_mb() -> float | None:
     limits = []
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            raw = open(path).read().strip()
+            raw = Path(path).read_text().strip()
         except OSError:
             continue
         if raw.isdigit() and int(raw) < 1 << 60:  # v1 reports "no limit" as a huge number

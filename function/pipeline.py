@@ -84,7 +84,7 @@ def run(data: bytes, settings: Settings, engine: Engine) -> OcrResult:
 def _recognise(image: DecodedImage, engine: Engine) -> list[Line]:
     try:
         found = engine(image.bgr)
-    except Exception as exc:  # ONNX Runtime and OpenCV report failed allocations as their own errors
+    except Exception as exc:  # ONNX Runtime and OpenCV report failed allocations their own way
         if _is_allocation_failure(exc):
             raise MemoryError from exc
         raise

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -62,7 +64,9 @@ class Settings:
             memory_attention_mb=reader.integer(
                 "MEMORY_ATTENTION_MB", cls.memory_attention_mb, 1, 1 << 20
             ),
-            memory_warning_mb=reader.integer("MEMORY_WARNING_MB", cls.memory_warning_mb, 1, 1 << 20),
+            memory_warning_mb=reader.integer(
+                "MEMORY_WARNING_MB", cls.memory_warning_mb, 1, 1 << 20
+            ),
             ocr_threads=reader.integer("OCR_THREADS", available_cpus(), 1, 256),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             log_format=reader.choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
@@ -101,14 +105,15 @@ def available_cpus() -> int:
 
 
 def _cgroup_cpu_quota() -> float | None:
+    cgroup = Path("/sys/fs/cgroup")
     try:  # cgroup v2: "max 100000" or "200000 100000"
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        quota, period = (cgroup / "cpu.max").read_text().split()
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:  # cgroup v1
-        quota = int(open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read())
-        period = int(open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read())
+        quota = int((cgroup / "cpu/cpu.cfs_quota_us").read_text())
+        period = int((cgroup / "cpu/cpu.cfs_period_us").read_text())
         return None if quota <= 0 else quota / period
     except (OSError, ValueError):
         return None
@@ -127,7 +132,7 @@ def _obsolete_variable_warnings(env: Mapping[str, str]) -> list[str]:
         warnings.append(
             f"WORKERS={workers}: functions-framework will start {workers} worker processes, each "
             "loading its own OCR engine, which multiplies memory like the old pool did. "
-            "Use WORKERS=1 and scale with instances; MAX_CONCURRENT_REQUESTS caps work per instance."
+            "Use WORKERS=1 and scale with instances; MAX_CONCURRENT_REQUESTS caps each instance."
         )
     return warnings
 
