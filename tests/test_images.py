@@ -1,0 +1,100 @@
+"""Every accepted format and colour mode is read, over HTTP, and nothing is ever upscaled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import render
+
+TEXT = ["Format check 7391"]
+
+
+def reads(server, data: bytes, expected: str = TEXT[0]) -> dict:
+    response = server.post(data, "application/octet-stream")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "".join(expected.split()).lower() in "".join(body["text"].split()).lower()
+    return body
+
+
+@pytest.fixture(scope="module")
+def rgb() -> Image.Image:
+    return render.page(TEXT, size=(700, 140)).image
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "options"),
+    [
+        ("JPEG", "RGB", {"quality": 90}),
+        ("JPEG", "L", {}),
+        ("JPEG", "CMYK", {}),
+        ("PNG", "RGB", {}),
+        ("PNG", "P", {}),
+        ("PNG", "L", {}),
+        ("PNG", "1", {}),
+        ("WEBP", "RGB", {"quality": 90}),
+        ("BMP", "RGB", {}),
+        ("TIFF", "RGB", {"compression": "tiff_lzw"}),
+        ("TIFF", "1", {"compression": "group4"}),
+        ("GIF", "P", {}),
+    ],
+)
+def test_format_and_mode(server, rgb, fmt, mode, options):
+    image = rgb.convert(mode) if mode != "P" else rgb.quantize(16)
+    reads(server, render.encode(image, fmt, **options))
+
+
+def test_sixteen_bit_greyscale(server, rgb):
+    # Pillow's own convert would clip 16-bit values at 255 and return a white page.
+    grey = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
+    image = Image.fromarray(grey)
+    assert image.mode.startswith("I;16")
+    reads(server, render.encode(image, "PNG"))
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("RGBA", "PNG"), ("LA", "PNG"), ("RGBA", "WEBP")])
+def test_transparent_background_becomes_white(server, rgb, mode, fmt):
+    # Black text on a fully transparent black background: flattening by dropping alpha would
+    # give black on black.
+    alpha = Image.eval(rgb.convert("L"), lambda v: 255 - v)
+    ink = Image.new("RGBA", rgb.size, (0, 0, 0, 0))
+    ink.putalpha(alpha)
+    image = ink if mode == "RGBA" else ink.convert(mode)
+    reads(server, render.encode(image, fmt, lossless=True))  # PNG ignores `lossless`
+
+
+def test_palette_with_transparency(server, rgb):
+    image = rgb.quantize(16)
+    white = image.getpixel((0, 0))
+    image.info["transparency"] = white
+    reads(server, render.encode(image, "PNG", transparency=white))
+
+
+def test_multi_page_tiff_and_animated_gif_use_the_first_frame(server):
+    first = render.page(["First page 111"], size=(700, 140)).image
+    second = render.page(["Second page 222"], size=(700, 140)).image
+    for fmt in ("TIFF", "GIF"):
+        data = render.encode(first, fmt, save_all=True, append_images=[second])
+        body = reads(server, data, "First page 111")
+        assert "222" not in body["text"]
+
+
+def test_small_image_is_never_upscaled(servers):
+    """200x60: the library's defaults upscale it to a 736 px short side (~600 MB peak)."""
+    small = render.encode(
+        render.page(["HELLO 42"], size=(200, 60), font_size=30, origin=(10, 10)).image, "PNG"
+    )
+    optimised = reads(servers(), small, "HELLO 42")
+    defaults = reads(servers(MEMORY_OPTIMIZATION="false"), small, "HELLO 42")
+
+    assert optimised["image"] == {"width": 200, "height": 60, "scale": 1.0}
+    # Measured 144 MB against 540-660 MB; a 200 MB gap cannot be noise.
+    assert optimised["memory"]["peak_rss_mb"] + 200 < defaults["memory"]["peak_rss_mb"]
+
+
+def test_large_photo_is_shrunk_to_max_side(server):
+    body = reads(server, render.noisy_photo(), "PHOTO 2026")
+    assert body["image"]["width"] == 4000 and body["image"]["height"] == 3000
+    assert body["image"]["scale"] == pytest.approx(1600 / 4000, abs=0.001)
