@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 
-
 import pytest
 
 from function.settings import Settings, SettingsError, available_cpus
@@ -97,5 +96,3 @@ def test_start_up_logs_the_warnings(tmp_path):
         assert "OCR_PROCESS_POOL_SIZE=2 is ignored" in server.log()
     finally:
         server.stop()
-
-
