@@ -11,14 +11,24 @@ from dataclasses import dataclass
 from io import BytesIO
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import InvalidImage, TooManyPixels
 
 # Formats Pillow decodes natively and safely (JPEG includes multi-picture MPO from cameras);
 # never EPS/PS (Ghostscript) or other exotica.
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
-_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+# EXIF orientation -> the transpose that displays the image upright (TIFF/EXIF spec, tag 0x0112).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {5, 6, 7, 8}
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,8 @@ def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImag
     """
     image = _open(data)
     _check_pixels(image, max_pixels)
-    width, height = _oriented_size(image)
+    orientation = _orientation(image)
+    width, height = image.size[::-1] if orientation in _SWAPS_SIDES else image.size
     target = _target_size(image.size, max_side)
     if target != image.size and image.format in ("JPEG", "MPO"):
         image.draft(None, target)  # the codec decodes at 1/2, 1/4 or 1/8 scale, >= target
@@ -59,7 +70,8 @@ def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImag
     image = _to_rgb(image, target)
     if image.size != target:
         image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    ImageOps.exif_transpose(image, in_place=True)
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
     rgb = np.asarray(image)
     return DecodedImage(bgr=np.ascontiguousarray(rgb[:, :, ::-1]), width=width, height=height)
 
@@ -84,13 +96,11 @@ def _check_pixels(image: Image.Image, max_pixels: int) -> None:
         )
 
 
-def _oriented_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
+def _orientation(image: Image.Image) -> int:
     try:
-        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # a broken EXIF block must not cost the text; it is only rotation
-        orientation = 1
-    return (height, width) if orientation in _ROTATED else (width, height)
+        return 1
 
 
 def _target_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:

@@ -136,6 +136,22 @@ def test_exif_orientation_is_applied(server):
     assert_reads(body, ENGLISH)
 
 
+def test_exif_orientation_of_a_shrunk_photo(server):
+    # Stored 1000x3200 with orientation 8; displayed 3200x1000, shrunk by half for the model.
+    drawn = render.page(["ROTATED PHOTO"], size=(3200, 1000), font_size=160, origin=(400, 300))
+    stored = drawn.image.transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    body = server.post(render.encode(stored, "JPEG", quality=90, exif=exif), "image/jpeg").json()
+
+    assert body["image"] == {"width": 3200, "height": 1000, "scale": 0.5}
+    (line,) = body["lines"]
+    assert squash(line["text"]) == "rotatedphoto"
+    left, top, right, bottom = drawn.lines["ROTATED PHOTO"]
+    assert abs(min(x for x, _ in line["box"]) - left) < 60
+    assert abs(min(y for _, y in line["box"]) - top) < 60
+
+
 def test_get_is_a_readiness_probe(server):
     info = requests.get(server.url, timeout=10).json()
 
