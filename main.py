@@ -5,6 +5,7 @@ functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud St
 """
 
 import functions_framework
+from cloudevents.http import CloudEvent
 
 from function import http, logs
 from function.service import Service
@@ -20,3 +21,11 @@ service.engine.load_after_fork()
 def ocr(request):
     """OCR the posted image; GET returns service info (a readiness probe)."""
     return http.handle(request, service)
+
+
+@functions_framework.cloud_event
+def ocr_storage(event: CloudEvent) -> None:
+    """OCR the object a Cloud Storage `finalized` event names into a result object."""
+    from function import storage  # google-cloud-storage costs ~30 MB RSS: load it only here
+
+    storage.handle(event, service)

@@ -61,3 +61,15 @@ class OutOfMemory(OcrError):
 
 class Internal(OcrError):
     status, code, permanent = 500, "internal", False
+
+
+class BadEvent(OcrError):
+    """An event this function does not handle: another type, or no object metadata."""
+
+    status, code = 400, "bad_event"
+
+
+class ObjectGone(OcrError):
+    """The object generation an event names was deleted or replaced before it was read."""
+
+    status, code = 404, "object_gone"

@@ -58,8 +58,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(tmp: Path, target: str = "ocr", **env: str) -> Server:
-    """Start functions-framework with `env` on top of a clean OCR environment; wait until ready."""
+def start_server(
+    tmp: Path, target: str = "ocr", wait_for_engine: bool = True, **env: str
+) -> Server:
+    """Start functions-framework with `env` on top of a clean OCR environment; wait until ready.
+
+    Ready is GET / reporting the engine loaded. A CloudEvent target answers only POST, so with
+    `wait_for_engine=False` ready is answering HTTP at all; its first event waits for the engine.
+    """
     port = free_port()
     log_path = tmp / f"{target}-{port}.log"
     environment = {k: v for k, v in os.environ.items() if k not in ("K_SERVICE", "WORKERS")}
@@ -77,7 +83,8 @@ def start_server(tmp: Path, target: str = "ocr", **env: str) -> Server:
         if process.poll() is not None:
             raise RuntimeError(f"functions-framework exited:\n{server.log()}")
         try:
-            if requests.get(server.url, timeout=2).json()["engine"]["loaded"]:
+            response = requests.get(server.url, timeout=2)
+            if not wait_for_engine or response.json()["engine"]["loaded"]:
                 return server
         except (requests.ConnectionError, requests.Timeout):
             pass

@@ -1,0 +1,250 @@
+"""Cloud Storage trigger: a `finalized` event -> the same OCR as HTTP -> one result object.
+
+Events arrive at least once and, since triggers filter by bucket only, the function's own result
+objects arrive as events too. So, in this order: events for objects under the output prefix are
+skipped; a result already written for this source generation (or a newer one) ends the event;
+the exact generation named is downloaded into a bounded buffer and OCR'd through the admission
+gate; and the result is written with a compare-and-swap on the result object's generation, so a
+duplicate delivery never writes twice and a stale one never replaces a newer result.
+
+What happens next is decided by the error: permanent ones (`OcrError.permanent`: not an image,
+too large, a bomb, the object gone, a malformed event) are logged and acknowledged, with an error
+result where there is an object to describe; anything else raises, so a deployment with retries
+enabled tries again. Every write is a single request: a result object is complete or absent.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from cloudevents.http import CloudEvent
+from google.api_core.exceptions import NotFound, PreconditionFailed
+from google.cloud import storage as gcs
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
+from .service import Service
+
+log = logging.getLogger("function.invocation")
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+SOURCE_GENERATION = "ocr-source-generation"  # custom metadata of every result object
+
+# Each storage call retries transient failures for a few seconds; past that the event fails
+# and the platform's own retry (with backoff) takes over.
+_RETRY = DEFAULT_RETRY.with_timeout(5.0)
+_TIMEOUT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """The uploaded object an event names: exactly one generation of it."""
+
+    bucket: str
+    name: str
+    generation: int
+    content_type: str
+    size: int
+
+    @classmethod
+    def from_event(cls, event: CloudEvent) -> Source:
+        if event["type"] != FINALIZED:
+            raise BadEvent(f"Event type {event['type']!r} is not handled; only {FINALIZED}.")
+        data = event.data
+        try:
+            source = cls(
+                bucket=str(data["bucket"]),
+                name=str(data["name"]),
+                generation=int(data["generation"]),
+                content_type=str(data.get("contentType") or ""),
+                size=int(data["size"]),
+            )
+            if source.bucket and source.name:
+                return source
+        except (KeyError, TypeError, ValueError):
+            pass
+        raise BadEvent(
+            "The event data must be the object's metadata: bucket, name, generation and "
+            "size (numbers as strings, as Cloud Storage sends them)."
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        """`source` in the result; the generation is a string, as in Cloud Storage's JSON."""
+        return {"bucket": self.bucket, "name": self.name, "generation": str(self.generation)}
+
+
+def handle(event: CloudEvent, service: Service) -> None:
+    """Process one event: return when it is done or can never succeed, raise to have it retried."""
+    started = time.perf_counter()
+    fields: dict[str, object] = {"event_id": event["id"], "event_type": event["type"]}
+    try:
+        fields["outcome"] = _process(event, service, fields)
+    except OcrError as error:
+        outcome = "refused" if error.permanent else "retry"
+        fields.update(outcome=outcome, error=error.code, reason=error.message)
+        if not error.permanent:
+            raise
+    except Exception as exc:
+        fields.update(outcome="retry", error=type(exc).__name__, reason=str(exc))
+        raise
+    finally:
+        _log(fields, started)
+
+
+def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> str:
+    source = Source.from_event(event)
+    fields.update(
+        bucket=source.bucket,
+        name=source.name,
+        generation=source.generation,
+        content_type=source.content_type,
+        size=source.size,
+    )
+    settings = service.settings
+    output_bucket = settings.output_bucket or source.bucket
+    if output_bucket == source.bucket and source.name.startswith(settings.output_prefix):
+        return "skipped"  # our own result (or error result): OCR'ing it would loop forever
+    if source.name.endswith("/"):
+        return "skipped"  # a folder placeholder, as the console creates: nothing to read
+    bucket = _client().bucket(output_bucket)
+    result_name = f"{settings.output_prefix}{source.name}.json"
+    fields["result"] = f"gs://{output_bucket}/{result_name}"
+    existing = bucket.get_blob(result_name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+    if _covers(existing, source):
+        return "duplicate"
+    try:
+        body = _recognise(source, service, fields)
+        outcome = "written"
+    except OcrError as error:
+        if not error.permanent or isinstance(error, ObjectGone):
+            raise  # a vanished object gets no result: there is nothing left to describe
+        fields.update(error=error.code, reason=error.message)
+        body = error.to_dict()
+        outcome = "error_written"
+    body["source"] = source.to_dict()
+    replaces = existing.generation if existing is not None else 0
+    if not _write(bucket.blob(result_name), body, source, replaces):
+        return "duplicate"
+    return outcome
+
+
+def _recognise(source: Source, service: Service, fields: dict[str, object]) -> dict[str, object]:
+    """Refuse what cannot be an acceptable image before downloading; OCR the rest."""
+    limit = service.settings.max_image_bytes
+    if not _is_image_type(source.content_type):
+        raise UnsupportedMediaType(
+            f"Content type {source.content_type!r} is not an image; the object was not read."
+        )
+    if source.size > limit:
+        raise _too_large(limit)
+    with service.admission():
+        data = _download(source, limit)
+        result = service.ocr(data)
+        del data
+    fields.update(
+        lines=len(result.lines),
+        width=result.width,
+        height=result.height,
+        **{f"{step}_ms": ms for step, ms in result.timings_ms.items()},
+        peak_rss_mb=result.memory.peak_rss_mb,
+        memory_level=result.memory.level,
+    )
+    return result.to_dict()
+
+
+def _is_image_type(content_type: str) -> bool:
+    """The content types HTTP accepts as raw image bytes: image/*, octet-stream, or none."""
+    mimetype = content_type.split(";")[0].strip().lower()
+    return mimetype in ("", "application/octet-stream") or mimetype.startswith("image/")
+
+
+def _download(source: Source, limit: int) -> bytes:
+    """Exactly the event's generation, streamed into one buffer that cannot grow past `limit`."""
+    blob = _client().bucket(source.bucket).blob(source.name, generation=source.generation)
+    buffer = _BoundedBuffer(limit)
+    try:
+        blob.download_to_file(buffer, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+    except NotFound:
+        raise ObjectGone(
+            f"gs://{source.bucket}/{source.name} generation {source.generation} no longer "
+            "exists (deleted or replaced); there is nothing to read."
+        ) from None
+    return buffer.getvalue()  # BytesIO hands over its own buffer: no second copy
+
+
+class _BoundedBuffer(io.BytesIO):
+    """The event's size is a claim; this is the bound, enforced while the bytes stream in."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self._limit = limit
+
+    def write(self, chunk: bytes) -> int:
+        if self.tell() + len(chunk) > self._limit:
+            raise _too_large(self._limit)
+        return super().write(chunk)
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(f"The object is larger than {limit:,} bytes (MAX_IMAGE_BYTES).")
+
+
+def _covers(result: gcs.Blob | None, source: Source) -> bool:
+    """Whether a result object already holds this source generation, or a newer one."""
+    if result is None:
+        return False
+    return int((result.metadata or {}).get(SOURCE_GENERATION, "0")) >= source.generation
+
+
+def _write(blob: gcs.Blob, body: dict[str, object], source: Source, replaces: int) -> bool:
+    """Write the result unless another writer got there first; False if its result covers ours.
+
+    `replaces` is the result object's generation when we looked (0: there was none), so a
+    result written since is never overwritten. If that result is older than ours, raise: the
+    retried event will see it and replace it.
+    """
+    blob.metadata = {SOURCE_GENERATION: str(source.generation)}
+    try:
+        blob.upload_from_string(
+            json.dumps(body, ensure_ascii=False),
+            content_type="application/json; charset=utf-8",
+            if_generation_match=replaces,
+            retry=_RETRY,
+            timeout=_TIMEOUT_SECONDS,
+        )
+    except PreconditionFailed:
+        current = blob.bucket.get_blob(blob.name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+        if _covers(current, source):
+            return False
+        raise
+    return True
+
+
+@functools.cache
+def _client() -> gcs.Client:
+    """One client per process, made on first use (after the fork), reusing its connections.
+
+    With STORAGE_EMULATOR_HOST set, google-cloud-storage talks to that emulator with anonymous
+    credentials and needs no project.
+    """
+    return gcs.Client()
+
+
+def _log(fields: dict[str, object], started: float) -> None:
+    """One entry per event: refusals are WARNING (an upload needs a look), retries ERROR."""
+    fields["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    outcome = fields["outcome"]
+    memory_level = fields.get("memory_level", "normal")
+    if outcome == "retry":
+        severity = logging.ERROR
+    elif outcome in ("refused", "error_written") or memory_level != "normal":
+        severity = logging.WARNING
+    else:
+        severity = logging.INFO
+    where = f"gs://{fields['bucket']}/{fields['name']}" if "bucket" in fields else "(no object)"
+    log.log(severity, "storage event %s: %s", outcome, where, extra={"json_fields": fields})
