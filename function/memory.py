@@ -7,6 +7,7 @@ sandbox without it) the peak falls back to the process's lifetime peak from getr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -50,6 +51,26 @@ def _status_kb(pid: int | str = "self") -> dict[str, int]:
     except OSError:
         pass
     return values
+
+
+def tree_status_kb(pid: int) -> dict[int, dict[str, int]]:
+    """The Vm* lines (kB) of `pid` and of every descendant, by pid; processes gone are left out.
+
+    A functions-framework instance is two processes, gunicorn's master (which imports the
+    function) and the worker it forks to serve; both count against the instance's memory limit.
+    """
+    found: dict[int, dict[str, int]] = {}
+    pending = [pid]
+    while pending and len(found) < 1024:  # bounded even if /proc changes under us
+        current = pending.pop()
+        status = _status_kb(current)
+        if not status:
+            continue
+        found[current] = status
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 def rss_mb(pid: int | str = "self") -> float:

@@ -1,0 +1,9 @@
+"""Run the function on a laptop inside the instance it will get on the platform.
+
+    python -m local_runner serve    the function in an emulated instance (memory, CPUs, restarts)
+    python -m local_runner monitor  that instance's memory, once or every few seconds
+    python -m local_runner load     a bounded load driver that reports latency and peak memory
+
+Modules: instance (serve), cgroup (the exact memory limit), processes (an instance's process
+tree), state (how monitor finds what serve runs), monitor, load.
+"""
