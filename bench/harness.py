@@ -19,10 +19,12 @@ from rapidfuzz.distance import Levenshtein
 from tests.conftest import Server, start_server
 
 CONFIGS: dict[str, dict[str, str]] = {
-    "defaults": {"MEMORY_OPTIMIZATION": "false"},  # rapidocr-onnxruntime's own settings
+    # rapidocr-onnxruntime's own settings: detector upscaling to 736 px, angle classifier on
+    "defaults": {"MEMORY_OPTIMIZATION": "false", "USE_ANGLE_CLS": "true"},
     "max_side_1280": {"MAX_SIDE": "1280"},
     "max_side_1600": {"MAX_SIDE": "1600"},  # the shipped default
     "max_side_2000": {"MAX_SIDE": "2000"},
+    "max_side_1600_cls": {"MAX_SIDE": "1600", "USE_ANGLE_CLS": "true"},
 }
 
 

@@ -70,9 +70,16 @@ def _create_rapidocr(settings: Settings) -> Any:
     from rapidocr_onnxruntime import RapidOCR
 
     cv2.setNumThreads(settings.ocr_threads)
-    threads = {"intra_op_num_threads": settings.ocr_threads, "inter_op_num_threads": 1}
+    # The angle classifier squeezes each line into 192x48 px: on long document lines it often
+    # calls upright text upside down, and the flipped line then reads as nothing. EXIF
+    # orientation already handles rotated photos, so it is off unless USE_ANGLE_CLS asks for it.
+    common = {
+        "use_cls": settings.use_angle_cls,
+        "intra_op_num_threads": settings.ocr_threads,
+        "inter_op_num_threads": 1,
+    }
     if not settings.memory_optimization:
-        return RapidOCR(**threads)  # the library's defaults: the seed's rollback switch
+        return RapidOCR(**common)  # the library's detector sizing: the seed's rollback switch
     # Our decoder already bounded the image to MAX_SIDE. "max" makes the detector only ever
     # shrink (its default "min" upscales any image whose short side is under 736 px: a 200x60
     # word then costs ~600 MB); with "max" its own limit is 960/1500/2000 chosen from the image
@@ -81,5 +88,5 @@ def _create_rapidocr(settings: Settings) -> Any:
         max_side_len=settings.max_side,
         det_limit_type="max",
         det_limit_side_len=settings.max_side,
-        **threads,
+        **common,
     )

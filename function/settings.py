@@ -36,6 +36,7 @@ class Settings:
     max_concurrent_requests: int = 4
     enable_gc_after_request: bool = True
     memory_optimization: bool = True
+    use_angle_cls: bool = False
     memory_attention_mb: int = 1024
     memory_warning_mb: int = 2048
     ocr_threads: int = 1
@@ -61,6 +62,7 @@ class Settings:
                 "ENABLE_GC_AFTER_REQUEST", cls.enable_gc_after_request
             ),
             memory_optimization=reader.boolean("MEMORY_OPTIMIZATION", cls.memory_optimization),
+            use_angle_cls=reader.boolean("USE_ANGLE_CLS", cls.use_angle_cls),
             memory_attention_mb=reader.integer(
                 "MEMORY_ATTENTION_MB", cls.memory_attention_mb, 1, 1 << 20
             ),

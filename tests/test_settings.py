@@ -17,6 +17,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.max_concurrent_requests == 4
     assert settings.enable_gc_after_request is True
     assert settings.memory_optimization is True
+    assert settings.use_angle_cls is False
     assert (settings.memory_attention_mb, settings.memory_warning_mb) == (1024, 2048)
     assert settings.log_level == "WARNING"
     assert settings.ocr_threads == available_cpus()
@@ -29,6 +30,7 @@ def test_values_are_parsed():
             "MAX_SIDE": "1280",
             "ENABLE_GC_AFTER_REQUEST": "False",
             "MEMORY_OPTIMIZATION": "no",
+            "USE_ANGLE_CLS": "on",
             "LOG_LEVEL": "info",
             "OCR_THREADS": "3",
             "OUTPUT_PREFIX": "text",
@@ -38,6 +40,7 @@ def test_values_are_parsed():
     assert settings.max_side == 1280
     assert settings.enable_gc_after_request is False
     assert settings.memory_optimization is False
+    assert settings.use_angle_cls is True
     assert settings.log_level == "INFO"
     assert settings.ocr_threads == 3
     assert settings.output_prefix == "text/"
