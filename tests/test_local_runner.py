@@ -197,7 +197,9 @@ def test_cgroup_limit_oom_kills_and_restarts_like_the_platform(tmp_path, photos)
         runner.wait_for("instance 1 ready")
         photo = (photos / "photo.jpg").read_bytes()
         with pytest.raises(requests.ConnectionError):  # the worker is killed mid-request
-            requests.post(runner.url, data=photo, headers={"Content-Type": "image/jpeg"})
+            requests.post(
+                runner.url, data=photo, headers={"Content-Type": "image/jpeg"}, timeout=60
+            )
         runner.wait_for("instance 2 ready")
 
         log = runner.log()
