@@ -4,8 +4,9 @@ Modules, in the order a request meets them:
     settings  - every environment variable, read and validated once
     logs      - Cloud Logging JSON on the platform, readable text locally
     errors    - exceptions that carry their own HTTP status and machine-readable code
-    http      - request body -> image bytes, admission gate, errors -> HTTP responses
+    http      - request body -> image bytes, errors -> HTTP responses, one log entry each
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not
+    service   - the process's settings, cached engine, and the admission gate in front of it
     images    - decode, bomb checks, EXIF orientation, colour modes, resize before the model
     engine    - the one RapidOCR engine, loaded in the serving process, called one at a time
     pipeline  - decode -> OCR -> result schema, with timings and memory

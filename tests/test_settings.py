@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -99,3 +100,15 @@ def test_start_up_logs_the_warnings(tmp_path):
         assert "OCR_PROCESS_POOL_SIZE=2 is ignored" in server.log()
     finally:
         server.stop()
+
+
+def test_threads_follow_the_cpus_this_process_may_use_not_the_hosts():
+    pinned = (
+        "import os; os.sched_setaffinity(0, {0}); "
+        "from function.settings import Settings; print(Settings.from_env({}).ocr_threads)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", pinned], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "1", result.stderr
+    assert Settings.from_env({"OCR_THREADS": "3"}).ocr_threads == 3
