@@ -184,7 +184,8 @@ def test_busy_beyond_the_concurrency_cap(servers):
 def test_out_of_memory_is_a_503_and_the_process_survives(servers):
     # A dedicated process whose serving worker is then capped at its current address space
     # plus 120 MB: a 49 MP PNG (147 MB as RGB) cannot be decoded in it, a small image still can.
-    server = servers(OOM_TEST="1", MAX_CONCURRENT_REQUESTS="1", ENABLE_GC_AFTER_REQUEST="true")
+    # MALLOC_ARENA_MAX: a request thread's first allocation must not reserve a new 64 MB arena.
+    server = servers(MAX_CONCURRENT_REQUESTS="1", MALLOC_ARENA_MAX="2")
     big = render.encode(Image.new("RGB", (7000, 7000), "white"), "PNG")
     assert_still_serves(server)  # warm: the threads and arenas a request needs exist
     pid = server.worker_pid()
