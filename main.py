@@ -14,7 +14,7 @@ from function.settings import Settings
 settings = Settings.from_env()
 logs.configure(settings)
 service = Service(settings)
-service.engine.load_after_fork()
+service.engine.preload()
 
 
 @functions_framework.http

@@ -40,9 +40,16 @@ class Engine:
     def loaded(self) -> bool:
         return self._loaded.is_set()
 
-    def load_after_fork(self) -> None:
-        """Load in the background in every process forked from this one (gunicorn's worker)."""
-        os.register_at_fork(after_in_child=self._load_in_background)
+    def preload(self) -> None:
+        """Start loading in the process that will serve, in the background.
+
+        That is every process forked from this one (gunicorn's worker); where processes cannot
+        fork (Windows, where functions-framework serves in-process), this one, at once.
+        """
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._load_in_background)
+        else:
+            self._load_in_background()
 
     def _load_in_background(self) -> None:
         threading.Thread(target=self._ensure_loaded, name="ocr-engine-load", daemon=True).start()

@@ -33,6 +33,7 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(settings.log_level)
+    logging.captureWarnings(True)  # library warnings become log entries, JSON on the platform
     for warning in settings.warnings:
         log.warning(warning)
 
