@@ -3,8 +3,8 @@
 functions-framework imports the function in gunicorn's master process and then forks the worker
 that serves. ONNX Runtime's thread pool does not survive a fork (an engine created before the
 fork runs markedly slower in the child), so the engine is loaded in a background thread as soon
-as the worker is forked, and lazily on first use where nothing forks (the Flask debug server,
-the storage trigger run in-process). Requests that arrive while it loads wait for it.
+as the worker is forked; where nothing forks (the Flask debug server) the first readiness probe
+or request starts it. Requests that arrive while it loads wait for it.
 
 RapidOCR writes per-call options into shared state, so calls are serialised by a lock; decoding
 and validation run outside it, concurrently.
@@ -47,12 +47,16 @@ class Engine:
         fork (Windows, where functions-framework serves in-process), this one, at once.
         """
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._load_in_background)
+            os.register_at_fork(after_in_child=self.start_loading)
         else:
-            self._load_in_background()
+            self.start_loading()
 
-    def _load_in_background(self) -> None:
-        threading.Thread(target=self._ensure_loaded, name="ocr-engine-load", daemon=True).start()
+    def start_loading(self) -> None:
+        """Load in a background thread, unless it is loaded or loading already."""
+        if not self.loaded and not self._loading.locked():
+            threading.Thread(
+                target=self._ensure_loaded, name="ocr-engine-load", daemon=True
+            ).start()
 
     def _ensure_loaded(self) -> None:
         with self._loading:
@@ -86,14 +90,14 @@ def _create_rapidocr(settings: Settings) -> Any:
         "inter_op_num_threads": 1,
     }
     if not settings.memory_optimization:
-        return RapidOCR(**common)  # the library's detector sizing: the seed's rollback switch
-    # Our decoder already bounded the image to MAX_SIDE. "max" makes the detector only ever
-    # shrink (its default "min" upscales any image whose short side is under 736 px: a 200x60
-    # word then costs ~600 MB); with "max" its own limit is 960/1500/2000 chosen from the image
-    # size, all >= what we hand it up to 2000 px, so the detector sees our image as is.
-    return RapidOCR(
-        max_side_len=settings.max_side,
-        det_limit_type="max",
-        det_limit_side_len=settings.max_side,
-        **common,
-    )
+        # The seed's rollback switch: rapidocr's own sizing, including its upscaling of small
+        # and thin images (see below), so it is memory-unsafe and only for comparison.
+        return RapidOCR(**common)
+    # Our decoder has already shrunk the image to MAX_SIDE and never enlarges it; the engine
+    # must not either. Its detector's default `limit_type: min` upscales any image whose short
+    # side is under 736 px (a 200x60 word then costs ~600 MB); with "max" it only shrinks, to
+    # 960/1500/2000 px chosen from the image size (its `limit_side_len` is then ignored), so
+    # up to MAX_SIDE=2000 the detector sees our image as is. Its `min_side_len` (30) enlarges
+    # thin images proportionally: a 1600x1 strip became 48000x30 and, padded by its letterbox
+    # step, a 12000x48000 array (2 GB from a 101-byte PNG); 0 turns that off.
+    return RapidOCR(max_side_len=settings.max_side, min_side_len=0, det_limit_type="max", **common)

@@ -42,6 +42,10 @@ class MethodNotAllowed(OcrError):
 class TooLarge(OcrError):
     status, code = 413, "too_large"
 
+    @classmethod
+    def over(cls, max_image_bytes: int) -> TooLarge:
+        return cls(f"The image is larger than MAX_IMAGE_BYTES ({max_image_bytes:,} bytes).")
+
 
 class TooManyPixels(OcrError):
     status, code = 413, "too_many_pixels"

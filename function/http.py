@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
 import time
 
 import flask
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
+from werkzeug.formparser import FormDataParser
 
 from .errors import (
     BadRequest,
@@ -26,12 +28,15 @@ from .errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from .images import is_image_media_type
 from .pipeline import OcrResult
 from .service import Service
 
 log = logging.getLogger("function.invocation")
 
 _CHUNK = 64 * 1024
+_ENVELOPE = 64 * 1024  # room for multipart headers or JSON around the image bytes
+_MAX_FORM_PARTS = 100
 _FORMATS = ("json", "text")
 
 
@@ -42,7 +47,7 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
     error: OcrError | None = None
     try:
         if request.method in ("GET", "HEAD"):
-            response = _json_response(service.info(), 200)
+            response = _service_info(service)
         elif request.method == "POST":
             response = _recognise(request, service, fields)
         else:
@@ -63,6 +68,17 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
         fields["error"] = error.code
         response = error_response(error)
     _log_invocation(request, response, fields, started)
+    return response
+
+
+def _service_info(service: Service) -> flask.Response:
+    """200 once the engine is loaded, 503 before: what a readiness or startup probe needs."""
+    info = service.info()
+    if info["engine"]["loaded"]:
+        return _json_response(info, 200)
+    info["error"] = {"code": "not_ready", "message": "The OCR engine is loading; retry shortly."}
+    response = _json_response(info, 503)
+    response.headers["Retry-After"] = "1"
     return response
 
 
@@ -95,14 +111,18 @@ def _recognise(
 
 
 def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
-    """The image from a raw body, a multipart field `file`, or JSON `{"image": "<base64>"}`."""
+    """The image from a raw body, a multipart field `file`, or JSON `{"image": "<base64>"}`.
+
+    The body is read once, bounded, before anything parses it, so no framework limit can fire
+    later (functions-framework reads the body again after the response).
+    """
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        data = _from_multipart(request, max_bytes + 1024 * 1024)
+        data = _from_multipart(_read_body(request, max_bytes + _ENVELOPE, max_bytes), request)
     elif mimetype == "application/json":
-        data = _from_json(_read_body(request, max_bytes * 4 // 3 + 64 * 1024))
-    elif mimetype in ("", "application/octet-stream") or mimetype.startswith("image/"):
-        data = _read_body(request, max_bytes)
+        data = _from_json(_read_body(request, max_bytes * 4 // 3 + _ENVELOPE, max_bytes))
+    elif is_image_media_type(mimetype):
+        data = _read_body(request, max_bytes, max_bytes)
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not accepted. Send the image as image/* or "
@@ -112,41 +132,52 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
     if not data:
         raise EmptyBody("The request carries no image bytes.")
     if len(data) > max_bytes:
-        raise _too_large(max_bytes)
+        raise TooLarge.over(max_bytes)
     return data
 
 
-def _read_body(request: flask.Request, limit: int) -> bytes:
+def _read_body(request: flask.Request, limit: int, max_bytes: int) -> bytes:
+    """At most `limit` bytes of body, refused from Content-Length where the client sent one."""
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
+        raise TooLarge.over(max_bytes)
     chunks, size = [], 0
     while chunk := request.stream.read(_CHUNK):  # bounded even for chunked bodies
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise TooLarge.over(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _from_multipart(request: flask.Request, limit: int) -> bytes:
-    request.max_content_length = limit
+def _from_multipart(body: bytes, request: flask.Request) -> bytes:
+    if "boundary" not in request.mimetype_params:
+        raise BadRequest("multipart/form-data without a boundary parameter.")
+    parser = FormDataParser(_in_memory, silent=False, max_form_parts=_MAX_FORM_PARTS)
     try:
-        upload = request.files.get("file")
-    except RequestEntityTooLarge:
-        raise _too_large(limit) from None
+        _, form, files = parser.parse(
+            io.BytesIO(body), "multipart/form-data", len(body), request.mimetype_params
+        )
     except (HTTPException, ValueError) as exc:
         raise BadRequest(f"The multipart body could not be parsed ({exc}).") from None
+    del body
+    upload = files.get("file")
     if upload is None:
-        if "boundary" not in request.mimetype_params:
-            raise BadRequest("multipart/form-data without a boundary parameter.")
+        if "file" in form:
+            raise BadRequest("Field 'file' must be a file upload, not a text field.")
         raise BadRequest("The multipart body has no field named 'file'.")
-    return upload.read()
+    return upload.stream.getvalue()
+
+
+def _in_memory(*_args: object, **_kwargs: object) -> io.BytesIO:
+    """Multipart file parts stay in memory: the body is already there, and on Cloud Run /tmp
+    is memory too."""
+    return io.BytesIO()
 
 
 def _from_json(body: bytes) -> bytes:
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("The body is not valid JSON.") from None
     encoded = document.get("image") if isinstance(document, dict) else None
     if not isinstance(encoded, str):
@@ -157,10 +188,6 @@ def _from_json(body: bytes) -> bytes:
         return base64.b64decode("".join(encoded.split()), validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("The 'image' field is not valid base64.") from None
-
-
-def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"The request is larger than {limit:,} bytes (MAX_IMAGE_BYTES).")
 
 
 def _discard_unread_body(request: flask.Request) -> None:

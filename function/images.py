@@ -41,8 +41,8 @@ class DecodedImage:
 
     @property
     def scale(self) -> float:
-        """Model-input pixels per original pixel (1.0 = full size, never above)."""
-        return round(self.bgr.shape[1] / self.width, 4)
+        """Model-input pixels per original pixel along the long side (1.0 = full size)."""
+        return round(max(self.bgr.shape[:2]) / max(self.width, self.height), 4)
 
     def to_original(self, x: float, y: float) -> tuple[float, float]:
         """Map a point of the model input back to original-image pixels."""
@@ -54,12 +54,22 @@ class DecodedImage:
         )
 
 
+def is_image_media_type(mimetype: str) -> bool:
+    """Content types accepted as raw image bytes: image/*, application/octet-stream, or none.
+
+    The subtype need not match the bytes, which are sniffed: browsers and tools often say
+    image/jpeg for any picture.
+    """
+    mimetype = mimetype.split(";")[0].strip().lower()
+    return mimetype in ("", "application/octet-stream") or mimetype.startswith("image/")
+
+
 def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImage:
     """Decode `data`, apply EXIF orientation, and shrink so neither side exceeds `max_side`.
 
     `max_side=None` keeps the original size (MEMORY_OPTIMIZATION=false).
     """
-    image = _open(data)
+    image = _open(data, max_pixels)
     _check_pixels(image, max_pixels)
     orientation = _orientation(image)
     width, height = image.size[::-1] if orientation in _SWAPS_SIDES else image.size
@@ -76,11 +86,11 @@ def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImag
     return DecodedImage(bgr=np.ascontiguousarray(rgb[:, :, ::-1]), width=width, height=height)
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int) -> Image.Image:
     try:
         return Image.open(BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
+    except Image.DecompressionBombError:  # Pillow's own ceiling, above any MAX_PIXELS allowed
+        raise _too_many_pixels("", max_pixels) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidImage(
             "The body is not a readable image. Send JPEG, PNG, WebP, BMP, TIFF or GIF."
@@ -90,10 +100,14 @@ def _open(data: bytes) -> Image.Image:
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
     width, height = image.size
     if width * height > max_pixels:
-        raise TooManyPixels(
-            f"The image is {width}x{height} = {width * height:,} pixels; the limit is "
-            f"{max_pixels:,} (MAX_PIXELS). It was refused before decoding."
-        )
+        raise _too_many_pixels(f" ({width}x{height} = {width * height:,} pixels)", max_pixels)
+
+
+def _too_many_pixels(size: str, max_pixels: int) -> TooManyPixels:
+    return TooManyPixels(
+        f"The image{size} has more pixels than MAX_PIXELS ({max_pixels:,}) allows; it was "
+        "refused from its header, before decoding."
+    )
 
 
 def _orientation(image: Image.Image) -> int:
@@ -114,8 +128,6 @@ def _target_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]
 def _load(image: Image.Image) -> None:
     try:
         image.load()
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixels(str(exc)) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise InvalidImage(f"The image data is corrupt or truncated ({exc}).") from None
 
@@ -142,9 +154,13 @@ def _to_rgb(image: Image.Image, target: tuple[int, int]) -> Image.Image:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """16/32-bit greyscale to 8-bit by its value range (Pillow's convert would clip at 255)."""
+    """16/32-bit or float greyscale to 8-bit, stretched over the values used.
+
+    Pillow's own convert clips at 255 (a white page), and scaling by the container's range
+    (65535) leaves a 12-bit scan in a 16-bit PNG nearly black.
+    """
     values = np.asarray(image, dtype=np.float32)
-    high = float(values.max()) if values.size else 0.0
-    if high > 255:
-        values *= 255.0 / (65535.0 if high <= 65535 else high)
-    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if high > low:
+        values = (values - low) * (255.0 / (high - low))
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))

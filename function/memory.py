@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cgroups
 from .settings import Settings
 
 _MB = 1024 * 1024
@@ -104,20 +105,33 @@ def reset_peak() -> bool:
         return False
 
 
-def limit_mb() -> float | None:
-    """The memory this instance may use: the tightest of its cgroup limit and RLIMIT_AS."""
+def limit_mb(pid: int | str = "self") -> float | None:
+    """The memory this process may use: the tightest of its cgroup limits and its RLIMIT_AS."""
+    limits = [mb for mb in (cgroup_limit_mb(pid), _address_space_limit_mb(pid)) if mb is not None]
+    return min(limits) if limits else None
+
+
+def cgroup_limit_mb(pid: int | str = "self") -> float | None:
+    """The tightest memory limit of the cgroup `pid` is in and of its ancestors, in MiB."""
+    found = cgroups.ancestry("memory", pid)
+    if found is None:
+        return None
+    directories, version = found
+    name = "memory.limit_in_bytes" if version == 1 else "memory.max"
     limits = []
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for directory in directories:
         try:
-            raw = Path(path).read_text().strip()
+            raw = (directory / name).read_text().strip()
         except OSError:
             continue
-        if raw.isdigit() and int(raw) < 1 << 60:  # v1 reports "no limit" as a huge number
+        if raw.isdigit() and int(raw) < 1 << 60:  # "max"; v1 says "no limit" with a huge number
             limits.append(int(raw))
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        limits.append(soft)
     return round(min(limits) / _MB, 1) if limits else None
+
+
+def _address_space_limit_mb(pid: int | str) -> float | None:
+    soft, _ = resource.prlimit(0 if pid == "self" else int(pid), resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else round(soft / _MB, 1)
 
 
 def level(mb: float, settings: Settings) -> str:

@@ -5,6 +5,7 @@ The result schema is the same for the HTTP function and the Cloud Storage trigge
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -50,15 +51,20 @@ class OcrResult:
         }
 
 
-def run(data: bytes, settings: Settings, engine: Engine) -> OcrResult:
-    """OCR one image. Raises OcrError subclasses for anything the client must be told."""
+def run(data: bytes, settings: Settings, engine: Engine, decoding: threading.Lock) -> OcrResult:
+    """OCR one image. Raises OcrError subclasses for anything the client must be told.
+
+    `decoding` is held while decoding: with the engine's own lock, at most one image is being
+    decoded and one recognised at any moment, whatever number of requests are admitted.
+    """
     started = time.perf_counter()
     try:
-        image = decode(
-            data,
-            max_side=settings.max_side if settings.memory_optimization else None,
-            max_pixels=settings.max_pixels,
-        )
+        with decoding:
+            image = decode(
+                data,
+                max_side=settings.max_side if settings.memory_optimization else None,
+                max_pixels=settings.max_pixels,
+            )
         decoded = time.perf_counter()
         lines = _recognise(image, engine)
     except MemoryError:

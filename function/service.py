@@ -1,9 +1,10 @@
 """The per-process service: settings, the cached engine, and the admission gate in front of it.
 
 Admission is the memory guarantee: at most MAX_CONCURRENT_REQUESTS invocations hold an image at
-once (the rest get 429 at once, before their body is read), and only one of them is inside the
-engine. So peak memory is one engine run plus a few decoded, already-shrunk images, whatever the
-traffic.
+once (the rest get 429 without their body being buffered), only one of them is decoding (a PNG
+or GIF is decoded at full size before it is shrunk) and only one is inside the engine. So peak
+memory is one decode plus one engine run plus a few compressed uploads and shrunk images,
+whatever the traffic.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Service:
         self.engine = Engine(settings)
         self._in_flight = 0
         self._counter = threading.Lock()
+        self._decoding = threading.Lock()
 
     @contextmanager
     def admission(self) -> Iterator[None]:
@@ -55,10 +57,11 @@ class Service:
 
     def ocr(self, data: bytes) -> pipeline.OcrResult:
         """OCR image bytes already admitted by `admission()`."""
-        return pipeline.run(data, self.settings, self.engine)
+        return pipeline.run(data, self.settings, self.engine, self._decoding)
 
     def info(self) -> dict[str, object]:
         """Service information for GET: a readiness probe and a settings check."""
+        self.engine.start_loading()  # where nothing forked, the first probe starts the load
         rss = memory.rss_mb()
         return {
             "service": "serverless-ocr",

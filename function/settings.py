@@ -11,8 +11,9 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TypeVar
+
+from . import cgroups
 
 T = TypeVar("T")
 
@@ -54,7 +55,8 @@ class Settings:
         settings = cls(
             max_side=reader.integer("MAX_SIDE", cls.max_side, 320, 8192),
             max_image_bytes=reader.integer("MAX_IMAGE_BYTES", cls.max_image_bytes, 1024, 1 << 31),
-            max_pixels=reader.integer("MAX_PIXELS", cls.max_pixels, 10_000, 500_000_000),
+            # Pillow refuses more than 2 x its MAX_IMAGE_PIXELS (178,956,970) whatever we allow.
+            max_pixels=reader.integer("MAX_PIXELS", cls.max_pixels, 10_000, 178_956_970),
             max_concurrent_requests=reader.integer(
                 "MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, 1, 1000
             ),
@@ -107,18 +109,26 @@ def available_cpus() -> int:
 
 
 def _cgroup_cpu_quota() -> float | None:
-    cgroup = Path("/sys/fs/cgroup")
-    try:  # cgroup v2: "max 100000" or "200000 100000"
-        quota, period = (cgroup / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        quota = int((cgroup / "cpu/cpu.cfs_quota_us").read_text())
-        period = int((cgroup / "cpu/cpu.cfs_period_us").read_text())
-        return None if quota <= 0 else quota / period
-    except (OSError, ValueError):
+    """The tightest CPU quota (in CPUs) of this process's cgroup and its ancestors."""
+    found = cgroups.ancestry("cpu")
+    if found is None:
         return None
+    directories, version = found
+    quotas = []
+    for directory in directories:
+        try:
+            if version == 2:  # "max 100000" or "200000 100000"
+                quota, period = (directory / "cpu.max").read_text().split()
+                if quota != "max":
+                    quotas.append(int(quota) / int(period))
+            else:
+                quota = int((directory / "cpu.cfs_quota_us").read_text())
+                period = int((directory / "cpu.cfs_period_us").read_text())
+                if quota > 0:
+                    quotas.append(quota / period)
+        except (OSError, ValueError):
+            continue
+    return min(quotas) if quotas else None
 
 
 def _obsolete_variable_warnings(env: Mapping[str, str]) -> list[str]:

@@ -28,6 +28,7 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
+from .images import is_image_media_type
 from .service import Service
 
 log = logging.getLogger("function.invocation")
@@ -136,12 +137,12 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
 def _recognise(source: Source, service: Service, fields: dict[str, object]) -> dict[str, object]:
     """Refuse what cannot be an acceptable image before downloading; OCR the rest."""
     limit = service.settings.max_image_bytes
-    if not _is_image_type(source.content_type):
+    if not is_image_media_type(source.content_type):
         raise UnsupportedMediaType(
             f"Content type {source.content_type!r} is not an image; the object was not read."
         )
     if source.size > limit:
-        raise _too_large(limit)
+        raise TooLarge.over(limit)
     with service.admission():
         data = _download(source, limit)
         result = service.ocr(data)
@@ -155,12 +156,6 @@ def _recognise(source: Source, service: Service, fields: dict[str, object]) -> d
         memory_level=result.memory.level,
     )
     return result.to_dict()
-
-
-def _is_image_type(content_type: str) -> bool:
-    """The content types HTTP accepts as raw image bytes: image/*, octet-stream, or none."""
-    mimetype = content_type.split(";")[0].strip().lower()
-    return mimetype in ("", "application/octet-stream") or mimetype.startswith("image/")
 
 
 def _download(source: Source, limit: int) -> bytes:
@@ -186,19 +181,19 @@ class _BoundedBuffer(io.BytesIO):
 
     def write(self, chunk: bytes) -> int:
         if self.tell() + len(chunk) > self._limit:
-            raise _too_large(self._limit)
+            raise TooLarge.over(self._limit)
         return super().write(chunk)
-
-
-def _too_large(limit: int) -> TooLarge:
-    return TooLarge(f"The object is larger than {limit:,} bytes (MAX_IMAGE_BYTES).")
 
 
 def _covers(result: gcs.Blob | None, source: Source) -> bool:
     """Whether a result object already holds this source generation, or a newer one."""
     if result is None:
         return False
-    return int((result.metadata or {}).get(SOURCE_GENERATION, "0")) >= source.generation
+    try:
+        written_for = int((result.metadata or {}).get(SOURCE_GENERATION, "0"))
+    except ValueError:  # someone else's object or metadata: ours replaces it
+        return False
+    return written_for >= source.generation
 
 
 def _write(blob: gcs.Blob, body: dict[str, object], source: Source, replaces: int) -> bool:

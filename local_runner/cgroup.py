@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from function import cgroups
+
 _MB = 1024 * 1024
 
 
@@ -89,36 +91,14 @@ class MemoryCgroup:
                 time.sleep(0.05)
 
 
-def limit_mb(pid: int) -> float | None:
-    """The memory limit of the cgroup `pid` is in, if it has one."""
-    v1_mount, v2_mount = _mounts()
-    own = _cgroups_of(pid)
-    if v1_mount is not None and "memory" in own:
-        path = _below(v1_mount, own["memory"]) / "memory.limit_in_bytes"
-    elif v2_mount is not None and "" in own:
-        path = _below(v2_mount, own[""]) / "memory.max"
-    else:
-        return None
-    try:
-        raw = path.read_text().strip()
-    except OSError:
-        return None
-    if not raw.isdigit() or int(raw) >= 1 << 60:  # "max", or v1's "no limit"
-        return None
-    return round(int(raw) / _MB, 1)
-
-
 def _create(name: str) -> tuple[Path, int]:
-    """mkdir the group under this process's own memory cgroup, v1 if mounted, else v2."""
-    v1_mount, v2_mount = _mounts()
-    own = _cgroups_of("self")
-    if v1_mount is not None and "memory" in own:
-        parent, version = _below(v1_mount, own["memory"]), 1
-    elif v2_mount is not None and "" in own:
-        parent, version = _below(v2_mount, own[""]), 2
-        _enable_v2_memory_controller(parent)
-    else:
+    """mkdir the group under this process's own memory cgroup (v1, or v2)."""
+    found = cgroups.ancestry("memory")
+    if found is None:
         raise CgroupUnavailable("no memory cgroup is mounted (neither v1 nor v2)")
+    (parent, *_), version = found
+    if version == 2:
+        _enable_v2_memory_controller(parent)
     path = parent / name
     try:
         path.mkdir()
@@ -141,33 +121,3 @@ def _enable_v2_memory_controller(parent: Path) -> None:
             "delegated one, e.g. `systemd-run --user --scope -p Delegate=yes python -m "
             "local_runner serve --cgroup ...`."
         ) from None
-
-
-def _below(mount: tuple[str, Path], own: str) -> Path:
-    """Where cgroup `own` is under a mount of that hierarchy whose root is `mount[0]`."""
-    root, point = mount
-    return point / os.path.relpath(own, root)
-
-
-def _mounts() -> tuple[tuple[str, Path] | None, tuple[str, Path] | None]:
-    """(root, mount point) of the v1 memory hierarchy and of the v2 one, from mountinfo."""
-    v1 = v2 = None
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        separator = fields.index("-")
-        fstype, options = fields[separator + 1], fields[separator + 3].split(",")
-        if fstype == "cgroup" and "memory" in options:
-            v1 = (fields[3], Path(fields[4]))
-        elif fstype == "cgroup2" and v2 is None:
-            v2 = (fields[3], Path(fields[4]))
-    return v1, v2
-
-
-def _cgroups_of(pid: int | str) -> dict[str, str]:
-    """A process's cgroup per v1 controller ("memory": path) and on v2 ("": path)."""
-    own = {}
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(","):
-            own[controller] = path
-    return own

@@ -19,7 +19,6 @@ MALLOC_ARENA_MAX=2 so the address space tracks what is really used.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
 import signal
@@ -261,18 +260,18 @@ class Instance:
 
 
 def is_ready(url: str) -> bool:
-    """The instance answers GET, and the OCR function (if that is the target) has its engine."""
+    """The instance answers GET, and the OCR function (if that is the target) has its engine.
+
+    The OCR function answers 503 until its engine is loaded; a CloudEvent target answers GET
+    with 405, which still means it is up.
+    """
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            body = response.read()
-    except urllib.error.HTTPError:
-        return True  # another target that does not serve GET: it answers, so it is up
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError as error:
+        return error.code != 503
     except (OSError, ValueError):
         return False
-    try:
-        return bool(json.loads(body)["engine"]["loaded"])
-    except (ValueError, KeyError, TypeError):
-        return True
 
 
 def describe_exit(code: int) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from function import memory
 from function.settings import Settings, SettingsError
 
-from . import cgroup, state
+from . import state
 from .processes import TreeMemory, listening_pid, sample
 
 _FRAMEWORK_VARIABLES = ("THREADS", "WORKERS", "MALLOC_ARENA_MAX")
@@ -147,7 +147,7 @@ def _limits(pid: int) -> str:
     soft, _ = resource.prlimit(pid, resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         parts.append(f"RLIMIT_AS {soft // 2**20} MiB (address space, each process)")
-    in_cgroup = cgroup.limit_mb(pid)
+    in_cgroup = memory.cgroup_limit_mb(pid)
     if in_cgroup is not None:
         parts.append(f"cgroup {in_cgroup:g} MiB (resident + tmpfs, whole instance)")
     parts.append(f"CPUs {sorted(os.sched_getaffinity(pid))}")

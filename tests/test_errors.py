@@ -123,6 +123,19 @@ def test_bad_request(server, data, content_type):
     assert_still_serves(server)
 
 
+def test_deeply_nested_json_is_a_bad_request_not_a_crash(server):
+    body = b"[" * 200_000 + b"]" * 200_000
+    assert_error(server.post(body, "application/json"), 400, "bad_request")
+    assert_still_serves(server)
+
+
+def test_a_text_field_named_file_is_a_bad_request(server):
+    response = requests.post(server.url, files={"file": (None, "hello")}, timeout=30)
+    error = assert_error(response, 400, "bad_request")
+    assert "file upload" in error["message"]
+    assert_still_serves(server)
+
+
 def test_bad_format_option(server):
     error = assert_error(server.post(GOOD, params={"format": "xml"}), 400, "bad_request")
     assert "xml" in error["message"]
@@ -149,6 +162,25 @@ def test_too_large_chunked_without_content_length(small_limit):
         small_limit.url, data=chunks, headers={"Content-Type": "image/png"}, timeout=30
     )
     assert_error(response, 413, "too_large")
+    assert_still_serves(small_limit)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_too_large_multipart_far_over_the_limit_is_json(small_limit, chunked):
+    # Far over the limit: a framework-level limit used to fire after the response (HTML 500).
+    form = requests.Request(
+        "POST", small_limit.url, files={"file": ("big.png", noise_png((1300, 1300)), "image/png")}
+    ).prepare()
+    assert len(form.body) > 5_000_000
+    body = (form.body[i : i + 65536] for i in range(0, len(form.body), 65536))
+    response = requests.post(
+        small_limit.url,
+        data=body if chunked else form.body,
+        headers={"Content-Type": form.headers["Content-Type"]},
+        timeout=60,
+    )
+    error = assert_error(response, 413, "too_large")
+    assert "MAX_IMAGE_BYTES (200,000 bytes)" in error["message"]
     assert_still_serves(small_limit)
 
 

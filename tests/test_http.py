@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 import requests
 from PIL import Image
 
 from tests import render
+from tests.conftest import start_server
 
 ENGLISH = ["Invoice 2026-117", "Total due 42.50 EUR"]
 CHINESE = ["发票号码 12345", "合计金额 人民币"]
@@ -164,6 +166,22 @@ def test_exif_orientation_of_a_shrunk_photo(server):
     left, top, right, bottom = drawn.lines["ROTATED PHOTO"]
     assert abs(min(x for x, _ in line["box"]) - left) < 60
     assert abs(min(y for _, y in line["box"]) - top) < 60
+
+
+def test_readiness_is_503_until_the_engine_is_loaded(tmp_path):
+    """Probes read the status code: 200 must mean loaded, from the first answer on."""
+    server = start_server(tmp_path, wait_for_engine=False)
+    try:
+        answers = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (answers and answers[-1][1]):
+            response = requests.get(server.url, timeout=10)
+            answers.append((response.status_code, response.json()["engine"]["loaded"]))
+            time.sleep(0.02)
+        assert answers[-1] == (200, True)
+        assert all(status == (200 if loaded else 503) for status, loaded in answers), answers
+    finally:
+        server.stop()
 
 
 def test_get_is_a_readiness_probe(server):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -46,9 +48,11 @@ def test_format_and_mode(server, rgb, fmt, mode, options):
     reads(server, render.encode(image, fmt, **options))
 
 
-def test_sixteen_bit_greyscale(server, rgb):
-    # Pillow's own convert would clip 16-bit values at 255 and return a white page.
-    grey = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
+@pytest.mark.parametrize("factor", [257, 16], ids=["16-bit range", "12-bit range"])
+def test_sixteen_bit_greyscale(server, rgb, factor):
+    # Pillow's own convert would clip 16-bit values at 255 and return a white page; scaling by
+    # 65535 would leave a 12-bit scan (values up to 4080) nearly black.
+    grey = np.asarray(rgb.convert("L"), dtype=np.uint16) * factor
     image = Image.fromarray(grey)
     assert image.mode.startswith("I;16")
     reads(server, render.encode(image, "PNG"))
@@ -99,3 +103,34 @@ def test_large_photo_is_shrunk_to_max_side(server):
     body = reads(server, render.noisy_photo(), "PHOTO 2026")
     assert body["image"]["width"] == 4000 and body["image"]["height"] == 3000
     assert body["image"]["scale"] == pytest.approx(1600 / 4000, abs=0.001)
+
+
+@pytest.mark.parametrize("size", [(20_000, 1), (1, 20_000), (1600, 3)])
+def test_thin_strips_are_not_blown_up(servers, size):
+    """rapidocr enlarges any side under 30 px proportionally: 20000x1 used to peak at 2.1 GB."""
+    strip = render.encode(Image.new("L", size, 255), "PNG")
+    assert len(strip) < 1000
+    server = servers(MEMORY_OPTIMIZATION="true")  # fresh: its peak starts near idle
+    response = server.post(strip, "image/png")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["image"]["width"], body["image"]["height"]) == size
+    assert body["image"]["scale"] == pytest.approx(min(1.0, 1600 / max(size)), abs=0.001)
+    assert body["memory"]["peak_rss_mb"] < 600, body["memory"]
+
+
+def test_concurrent_full_size_decodes_do_not_add_up(servers):
+    """PNG and GIF have no reduced-size decoding: each is decoded whole, one at a time."""
+    # MAX_SIDE=320 makes the engine's share small, so what is measured is the decoding.
+    server = servers(MAX_CONCURRENT_REQUESTS="4", MAX_SIDE="320", MALLOC_ARENA_MAX="2")
+    gif = render.encode(Image.new("P", (7000, 7000), 0), "GIF")  # 49 MP, a few kB
+    alone = server.post(gif, "image/gif").json()["memory"]["peak_rss_mb"]
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: server.post(gif, "image/gif"), range(4)))
+
+    assert [r.status_code for r in responses] == [200] * 4
+    together = max(r.json()["memory"]["peak_rss_mb"] for r in responses)
+    # Each decode takes ~250 MB at 49 MP: four in parallel would add ~750 MB to one.
+    assert together < alone + 250, (alone, together)

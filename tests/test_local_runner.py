@@ -191,6 +191,23 @@ def cgroup_available() -> bool:
 
 
 @pytest.mark.skipif(not cgroup_available(), reason="no writable memory cgroup here")
+def test_the_function_reads_the_limit_of_its_own_nested_cgroup():
+    group = MemoryCgroup(f"local-runner-limit-{os.getpid()}", 300 * 2**20)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", "from function import memory; print(memory.limit_mb())"],
+            cwd=ROOT,
+            preexec_fn=group.join,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        group.remove()
+    assert result.stdout.strip() == "300.0", result.stderr
+
+
+@pytest.mark.skipif(not cgroup_available(), reason="no writable memory cgroup here")
 def test_cgroup_limit_oom_kills_and_restarts_like_the_platform(tmp_path, photos):
     runner = start_runner(tmp_path, "--memory", "300MiB", "--cgroup")
     try:

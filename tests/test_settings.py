@@ -54,6 +54,7 @@ def test_values_are_parsed():
         ("MAX_SIDE", "big", "an integer from 320 to 8192"),
         ("MAX_SIDE", "100", "an integer from 320 to 8192"),
         ("MAX_CONCURRENT_REQUESTS", "0", "an integer from 1"),
+        ("MAX_PIXELS", "300000000", "an integer from 10000 to 178956970"),
         ("ENABLE_GC_AFTER_REQUEST", "maybe", "true or false"),
         ("MEMORY_OPTIMIZATION", "2", "true or false"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING"),
