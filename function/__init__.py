@@ -11,6 +11,7 @@ Modules, in the order a request meets them:
     engine    - the one RapidOCR engine, loaded in the serving process, called one at a time
     pipeline  - decode -> OCR -> result schema, with timings and memory
     memory    - resident memory now and at peak, the instance limit, alert levels
+    cgroups   - where the platform's memory and CPU limits for this process are written
 """
 
 __version__ = "0.1.0"
