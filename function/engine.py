@@ -54,9 +54,13 @@ class Engine:
     def start_loading(self) -> None:
         """Load in a background thread, unless it is loaded or loading already."""
         if not self.loaded and not self._loading.locked():
-            threading.Thread(
-                target=self._ensure_loaded, name="ocr-engine-load", daemon=True
-            ).start()
+            threading.Thread(target=self._load_or_log, name="ocr-engine-load", daemon=True).start()
+
+    def _load_or_log(self) -> None:
+        try:
+            self._ensure_loaded()
+        except Exception:  # a structured log entry, not a bare thread traceback on stderr
+            log.exception("The OCR engine failed to load; the next request will try again")
 
     def _ensure_loaded(self) -> None:
         with self._loading:
