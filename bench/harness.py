@@ -29,7 +29,7 @@ CONFIGS: dict[str, dict[str, str]] = {
 
 
 def start(tmp: Path, names: list[str]) -> dict[str, Server]:
-    base = {"MAX_PIXELS": "200000000", "ENABLE_GC_AFTER_REQUEST": "true", "LOG_LEVEL": "WARNING"}
+    base = {"ENABLE_GC_AFTER_REQUEST": "true", "LOG_LEVEL": "WARNING"}
     return {name: start_server(tmp, **base, **CONFIGS[name]) for name in names}
 
 
