@@ -68,7 +68,8 @@ class Internal(OcrError):
 
 
 class BadEvent(OcrError):
-    """An event this function does not handle: another type, or no object metadata."""
+    """An event this function cannot act on: another type, no object metadata, or an object
+    whose result could never be written."""
 
     status, code = 400, "bad_event"
 

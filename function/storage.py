@@ -35,6 +35,7 @@ log = logging.getLogger("function.invocation")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 SOURCE_GENERATION = "ocr-source-generation"  # custom metadata of every result object
+_MAX_NAME_BYTES = 1024  # Cloud Storage's limit on an object name, in UTF-8 bytes
 
 # Each storage call retries transient failures for a few seconds; past that the event fails
 # and the platform's own retry (with backoff) takes over.
@@ -114,6 +115,11 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
         return "skipped"  # a folder placeholder, as the console creates: nothing to read
     bucket = _client().bucket(output_bucket)
     result_name = f"{settings.output_prefix}{source.name}.json"
+    if len(result_name.encode()) > _MAX_NAME_BYTES:  # a write that could never succeed
+        raise BadEvent(
+            f"The result's name would be {len(result_name.encode())} bytes, over Cloud "
+            f"Storage's {_MAX_NAME_BYTES}: shorten the object's name or OUTPUT_PREFIX."
+        )
     fields["result"] = f"gs://{output_bucket}/{result_name}"
     existing = bucket.get_blob(result_name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
     if _covers(existing, source):

@@ -257,6 +257,20 @@ def test_events_it_does_not_handle_are_acknowledged_with_the_reason(
     assert emulator.downloads(BUCKET, name) == 0
 
 
+def test_a_name_too_long_for_its_result_is_refused_not_retried(emulator, function, english_png):
+    # A valid object name of 1010 bytes (in segments: the emulator keeps objects as files);
+    # "ocr-results/" + name + ".json" is not.
+    name = "scans/" + "/".join(["n" * 200] * 5)
+    metadata = emulator.upload(BUCKET, name, english_png, "image/png")
+
+    assert post(function.url, finalized(metadata)).status_code == 200
+
+    (entry,) = log_entries(function, name)
+    assert "storage event refused" in entry and "error=bad_event" in entry
+    assert "over Cloud Storage's 1024" in entry
+    assert emulator.downloads(BUCKET, name) == 0
+
+
 def test_output_bucket_and_prefix(emulator, elsewhere, english_png):
     name = "scans/elsewhere.png"
     metadata = emulator.upload(BUCKET, name, english_png, "image/png")
