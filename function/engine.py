@@ -6,8 +6,8 @@ fork runs markedly slower in the child), so the engine is loaded in a background
 as the worker is forked; where nothing forks (the Flask debug server) the first readiness probe
 or request starts it. Requests that arrive while it loads wait for it.
 
-RapidOCR writes per-call options into shared state, so calls are serialised by a lock; decoding
-and validation run outside it, concurrently.
+RapidOCR writes per-call options into shared state, so calls are serialised by a lock; the next
+image can be decoded meanwhile (see `Service`).
 """
 
 from __future__ import annotations
@@ -31,14 +31,13 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
-        self._loaded = threading.Event()
         self._loading = threading.Lock()
         self._ocr: Any = None
         self.load_seconds: float | None = None
 
     @property
     def loaded(self) -> bool:
-        return self._loaded.is_set()
+        return self._ocr is not None
 
     def preload(self) -> None:
         """Start loading in the process that will serve, in the background.
@@ -67,9 +66,9 @@ class Engine:
             if self._ocr is not None:
                 return
             started = time.perf_counter()
-            self._ocr = _create_rapidocr(self._settings)
+            ocr = _create_rapidocr(self._settings)
             self.load_seconds = round(time.perf_counter() - started, 3)
-            self._loaded.set()
+            self._ocr = ocr  # last: `loaded` reads it
             log.info("OCR engine loaded in %.3f s", self.load_seconds)
 
     def __call__(self, bgr: np.ndarray) -> list[tuple[list[list[float]], str, float]]:

@@ -179,6 +179,7 @@ def _from_json(body: bytes) -> bytes:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("The body is not valid JSON.") from None
+    del body  # the base64 text and the image bytes are copies enough
     encoded = document.get("image") if isinstance(document, dict) else None
     if not isinstance(encoded, str):
         raise BadRequest('JSON bodies must be an object {"image": "<base64 image bytes>"}.')

@@ -136,8 +136,8 @@ def _to_rgb(image: Image.Image, target: tuple[int, int]) -> Image.Image:
     """Any mode Pillow decodes (palette, alpha, CMYK, 16-bit, greyscale, bilevel) -> 8-bit RGB.
 
     Transparent pixels become white, since text on a transparent background is usually dark.
-    Large images are first shrunk by an integer factor, which is cheap and keeps every
-    conversion below small.
+    Large images are first shrunk by an integer factor, which is cheap and keeps the
+    conversions after it small.
     """
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         image = _to_8bit(image)

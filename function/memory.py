@@ -7,14 +7,12 @@ sandbox without it) the peak falls back to the process's lifetime peak from getr
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import gc
 import resource
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from . import cgroups
 from .settings import Settings
@@ -40,7 +38,7 @@ class MemoryReport:
         }
 
 
-def _status_kb(pid: int | str = "self") -> dict[str, int]:
+def status_kb(pid: int | str = "self") -> dict[str, int]:
     """The memory lines of /proc/PID/status (VmRSS, VmHWM, ...) in kB; empty off Linux."""
     values = {}
     try:
@@ -54,37 +52,17 @@ def _status_kb(pid: int | str = "self") -> dict[str, int]:
     return values
 
 
-def tree_status_kb(pid: int) -> dict[int, dict[str, int]]:
-    """The Vm* lines (kB) of `pid` and of every descendant, by pid; processes gone are left out.
-
-    A functions-framework instance is two processes, gunicorn's master (which imports the
-    function) and the worker it forks to serve; both count against the instance's memory limit.
-    """
-    found: dict[int, dict[str, int]] = {}
-    pending = [pid]
-    while pending and len(found) < 1024:  # bounded even if /proc changes under us
-        current = pending.pop()
-        status = _status_kb(current)
-        if not status:
-            continue
-        found[current] = status
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                pending.extend(int(child) for child in children.read_text().split())
-    return found
-
-
-def rss_mb(pid: int | str = "self") -> float:
+def rss_mb() -> float:
     """Resident memory now, in MiB."""
-    status = _status_kb(pid)
+    status = status_kb()
     if "VmRSS" in status:
         return round(status["VmRSS"] / 1024, 1)
     return _lifetime_peak_mb()
 
 
-def peak_rss_mb(pid: int | str = "self") -> float:
+def peak_rss_mb() -> float:
     """Highest resident memory since the last `reset_peak()` (or since start), in MiB."""
-    status = _status_kb(pid)
+    status = status_kb()
     if "VmHWM" in status:
         return round(status["VmHWM"] / 1024, 1)
     return _lifetime_peak_mb()
@@ -130,7 +108,10 @@ def cgroup_limit_mb(pid: int | str = "self") -> float | None:
 
 
 def _address_space_limit_mb(pid: int | str) -> float | None:
-    soft, _ = resource.prlimit(0 if pid == "self" else int(pid), resource.RLIMIT_AS)
+    if pid == "self":
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)  # prlimit is Linux-only
+    else:
+        soft, _ = resource.prlimit(int(pid), resource.RLIMIT_AS)
     return None if soft == resource.RLIM_INFINITY else round(soft / _MB, 1)
 
 

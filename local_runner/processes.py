@@ -9,7 +9,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from function.memory import tree_status_kb
+from function.memory import status_kb
+
+
+def tree_status_kb(pid: int) -> dict[int, dict[str, int]]:
+    """The Vm* lines (kB) of `pid` and of every descendant, by pid; processes gone are left out.
+
+    A functions-framework instance is two processes, gunicorn's master (which imports the
+    function) and the worker it forks to serve; both count against the instance's memory limit.
+    """
+    found: dict[int, dict[str, int]] = {}
+    pending = [pid]
+    while pending and len(found) < 1024:  # bounded even if /proc changes under us
+        current = pending.pop()
+        status = status_kb(current)
+        if not status:
+            continue
+        found[current] = status
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 @dataclass(frozen=True)
