@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import io
+import os
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
@@ -55,6 +56,12 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **options)
     return out.getvalue()
+
+
+def noise_png(size: tuple[int, int]) -> bytes:
+    """Incompressible pixels: the PNG is about 3 bytes per pixel, for size limits."""
+    pixels = os.urandom(size[0] * size[1] * 3)
+    return encode(Image.frombytes("RGB", size, pixels), "PNG")
 
 
 def noisy_photo(size: tuple[int, int] = (4000, 3000), text: str = "PHOTO 2026") -> bytes:

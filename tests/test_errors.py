@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,12 +29,6 @@ def assert_still_serves(server) -> None:
     response = server.post(GOOD, "image/png")
     assert response.status_code == 200, response.text
     assert "stillserving" in "".join(response.json()["text"].split()).lower()
-
-
-def noise_png(size: tuple[int, int]) -> bytes:
-    """Incompressible pixels: the PNG is about 3 bytes per pixel."""
-    pixels = os.urandom(size[0] * size[1] * 3)
-    return render.encode(Image.frombytes("RGB", size, pixels), "PNG")
 
 
 @pytest.mark.parametrize(
@@ -148,7 +141,7 @@ def small_limit(servers):
 
 
 def test_too_large_raw(small_limit):
-    big = noise_png((300, 300))
+    big = render.noise_png((300, 300))
     assert len(big) > 200_000
     error = assert_error(small_limit.post(big, "image/png"), 413, "too_large")
     assert "MAX_IMAGE_BYTES" in error["message"]
@@ -156,7 +149,7 @@ def test_too_large_raw(small_limit):
 
 
 def test_too_large_chunked_without_content_length(small_limit):
-    big = noise_png((300, 300))
+    big = render.noise_png((300, 300))
     chunks = (big[i : i + 50_000] for i in range(0, len(big), 50_000))
     response = requests.post(
         small_limit.url, data=chunks, headers={"Content-Type": "image/png"}, timeout=30
@@ -169,7 +162,9 @@ def test_too_large_chunked_without_content_length(small_limit):
 def test_too_large_multipart_far_over_the_limit_is_json(small_limit, chunked):
     # Far over the limit: a framework-level limit used to fire after the response (HTML 500).
     form = requests.Request(
-        "POST", small_limit.url, files={"file": ("big.png", noise_png((1300, 1300)), "image/png")}
+        "POST",
+        small_limit.url,
+        files={"file": ("big.png", render.noise_png((1300, 1300)), "image/png")},
     ).prepare()
     assert len(form.body) > 5_000_000
     body = (form.body[i : i + 65536] for i in range(0, len(form.body), 65536))
@@ -185,7 +180,7 @@ def test_too_large_multipart_far_over_the_limit_is_json(small_limit, chunked):
 
 
 def test_too_large_json_and_multipart(small_limit):
-    big = noise_png((300, 300))
+    big = render.noise_png((300, 300))
     body = json.dumps({"image": base64.b64encode(big).decode()}).encode()
     assert_error(small_limit.post(body, "application/json"), 413, "too_large")
     multipart = requests.post(

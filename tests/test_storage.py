@@ -4,13 +4,11 @@ processes, and the events Cloud Storage sends, POSTed in both CloudEvent content
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from google.cloud.storage import Blob
-from PIL import Image
 
 from tests import render
 from tests.conftest import Server, free_port, start_server
@@ -92,12 +90,6 @@ def outcomes(server: Server, name: str) -> list[str]:
 
 def squash(text: str) -> str:
     return "".join(text.split()).lower()
-
-
-def noise_png(size: tuple[int, int]) -> bytes:
-    """Incompressible pixels: the PNG is about 3 bytes per pixel."""
-    pixels = os.urandom(size[0] * size[1] * 3)
-    return render.encode(Image.frombytes("RGB", size, pixels), "PNG")
 
 
 @pytest.mark.parametrize("mode", ["binary", "structured"])
@@ -288,7 +280,7 @@ def test_output_bucket_and_prefix(emulator, elsewhere, english_png):
 
 def test_too_large_is_refused_from_the_events_size_before_downloading(emulator, elsewhere):
     name = "scans/too-large.png"
-    big = noise_png((300, 300))
+    big = render.noise_png((300, 300))
     assert len(big) > 200_000
     metadata = emulator.upload(BUCKET, name, big, "image/png")
 
@@ -301,7 +293,7 @@ def test_too_large_is_refused_from_the_events_size_before_downloading(emulator, 
 
 def test_a_size_the_event_understates_is_still_bounded_while_downloading(emulator, elsewhere):
     name = "scans/understated.png"
-    metadata = emulator.upload(BUCKET, name, noise_png((300, 300)), "image/png")
+    metadata = emulator.upload(BUCKET, name, render.noise_png((300, 300)), "image/png")
     metadata["size"] = "1000"
 
     assert post(elsewhere.url, finalized(metadata)).status_code == 200
