@@ -1,13 +1,17 @@
-"""The one OCR engine of this process: loaded once, in the process that serves, used serially.
+"""The one OCR engine of this process: its models, loaded once in the process that serves.
+
+The engine is rapidocr-onnxruntime's PP-OCRv4 detector and recogniser (the ONNX files in its
+wheel), run by ONNX Runtime sessions we configure ourselves, so that memory is ours to bound:
+no memory arena or memory pattern (each tensor is freed when done), no spinning threads (they
+burn CPU time a 1-vCPU instance pays for), and no angle-classifier session unless USE_ANGLE_CLS
+asks for it. The steps that use the models live in `detect`, `recognise` and friends.
 
 functions-framework imports the function in gunicorn's master process and then forks the worker
 that serves. ONNX Runtime's thread pool does not survive a fork (an engine created before the
-fork runs markedly slower in the child), so the engine is loaded in a background thread as soon
+fork runs markedly slower in the child), so the models are loaded in a background thread as soon
 as the worker is forked; where nothing forks (the Flask debug server) the first readiness probe
-or request starts it. Requests that arrive while it loads wait for it.
-
-RapidOCR writes per-call options into shared state, so calls are serialised by a lock; the next
-image can be decoded meanwhile (see `Service`).
+or request starts it. Requests that arrive while it loads wait for it. One image at a time is
+inside the engine (`Engine.session()`); the next one can be decoded meanwhile.
 """
 
 from __future__ import annotations
@@ -16,28 +20,42 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from . import allocator
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Models:
+    """What the pipeline's steps run: ONNX sessions and the recogniser's alphabet."""
+
+    detector: Any  # onnxruntime.InferenceSession
+    recogniser: Any
+    alphabet: tuple[str, ...]  # CTC class -> character; class 0 is the blank
+    classifier: Any = None  # rapidocr's TextClassifier, only with USE_ANGLE_CLS
+    reference: Any = None  # rapidocr's own RapidOCR, only with MEMORY_OPTIMIZATION=false
+
+
 class Engine:
-    """A lazily loaded, lock-guarded RapidOCR instance."""
+    """Lazily loaded models behind a lock."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._loading = threading.Lock()
-        self._ocr: Any = None
+        self._models: Models | None = None
         self.load_seconds: float | None = None
 
     @property
     def loaded(self) -> bool:
-        return self._ocr is not None
+        return self._models is not None
 
     def preload(self) -> None:
         """Start loading in the process that will serve, in the background.
@@ -61,46 +79,82 @@ class Engine:
         except Exception:  # a structured log entry, not a bare thread traceback on stderr
             log.exception("The OCR engine failed to load; the next request will try again")
 
-    def _ensure_loaded(self) -> None:
+    def _ensure_loaded(self) -> Models:
         with self._loading:
-            if self._ocr is not None:
-                return
-            started = time.perf_counter()
-            ocr = _create_rapidocr(self._settings)
-            self.load_seconds = round(time.perf_counter() - started, 3)
-            self._ocr = ocr  # last: `loaded` reads it
-            log.info("OCR engine loaded in %.3f s", self.load_seconds)
+            if self._models is None:
+                started = time.perf_counter()
+                models = load_models(self._settings)
+                self.load_seconds = round(time.perf_counter() - started, 3)
+                self._models = models  # last: `loaded` reads it
+                log.info("OCR engine loaded in %.3f s", self.load_seconds)
+            return self._models
 
-    def __call__(self, bgr: np.ndarray) -> list[tuple[list[list[float]], str, float]]:
-        """OCR one image; returns (box, text, score) per detected line, in reading order."""
-        self._ensure_loaded()
+    @contextmanager
+    def session(self) -> Iterator[Models]:
+        """The models, for one image at a time: waits for the load and for the image before."""
+        models = self._ensure_loaded()
         with self._lock:
-            result, _elapsed = self._ocr(bgr)
-        return [(box, text, float(score)) for box, text, score in result or []]
+            yield models
 
 
-def _create_rapidocr(settings: Settings) -> Any:
+def load_models(settings: Settings) -> Models:
     import cv2
-    from rapidocr_onnxruntime import RapidOCR
+    import onnxruntime as ort
+    import rapidocr_onnxruntime
 
     cv2.setNumThreads(settings.ocr_threads)
-    # The angle classifier squeezes each line into 192x48 px: on long document lines it often
-    # calls upright text upside down, and the flipped line then reads as nothing. EXIF
-    # orientation already handles rotated photos, so it is off unless USE_ANGLE_CLS asks for it.
-    common = {
-        "use_cls": settings.use_angle_cls,
-        "intra_op_num_threads": settings.ocr_threads,
-        "inter_op_num_threads": 1,
-    }
-    if not settings.memory_optimization:
-        # The seed's rollback switch: rapidocr's own sizing, including its upscaling of small
-        # and thin images (see below), so it is memory-unsafe and only for comparison.
-        return RapidOCR(**common)
-    # Our decoder has already shrunk the image to MAX_SIDE and never enlarges it; the engine
-    # must not either. Its detector's default `limit_type: min` upscales any image whose short
-    # side is under 736 px (a 200x60 word then costs ~600 MB); with "max" it only shrinks, to
-    # 960/1500/2000 px chosen from the image size (its `limit_side_len` is then ignored), so
-    # up to MAX_SIDE=2000 the detector sees our image as is. Its `min_side_len` (30) enlarges
-    # thin images proportionally: a 1600x1 strip became 48000x30 and, padded by its letterbox
-    # step, a 12000x48000 array (2 GB from a 101-byte PNG); 0 turns that off.
-    return RapidOCR(max_side_len=settings.max_side, min_side_len=0, det_limit_type="max", **common)
+    if not settings.memory_optimization:  # the baseline: rapidocr and glibc as they come
+        return Models(detector=None, recogniser=None, alphabet=(), reference=_reference(settings))
+    allocator.configure()  # before the sessions allocate: see allocator.py
+    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False  # the arena keeps the largest image's tensors forever
+    options.enable_mem_pattern = False  # it pre-plans (and holds) a block per input shape
+    options.intra_op_num_threads = settings.ocr_threads  # ORT ignores values above cpu_count
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Idle intra-op threads spin for work by default: CPU time billed for nothing.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CPUExecutionProvider"]
+
+    def session(name: str) -> Any:
+        return ort.InferenceSession(str(models / name), options, providers=providers)
+
+    recogniser = session("ch_PP-OCRv4_rec_infer.onnx")
+    characters = recogniser.get_modelmeta().custom_metadata_map["character"].splitlines()
+    return Models(
+        detector=session("ch_PP-OCRv4_det_infer.onnx"),
+        recogniser=recogniser,
+        # The model's classes: the CTC blank, its character list, and a space at the end.
+        alphabet=("", *characters, " "),
+        classifier=_classifier(settings) if settings.use_angle_cls else None,
+    )
+
+
+def _classifier(settings: Settings) -> Any:
+    """rapidocr's text-angle classifier (lines upside down -> upright), on request only.
+
+    Off by default: it squeezes each line into 192x48 px, and on long document lines it often
+    calls upright text upside down; the flipped line then reads as nothing.
+    """
+    from rapidocr_onnxruntime.ch_ppocr_cls import TextClassifier
+    from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
+    from rapidocr_onnxruntime.utils import read_yaml, update_model_path
+
+    config = update_model_path(read_yaml(DEFAULT_CFG_PATH))["Cls"]
+    config.update(intra_op_num_threads=settings.ocr_threads, inter_op_num_threads=1)
+    return TextClassifier(config)
+
+
+def _reference(settings: Settings) -> Any:
+    """rapidocr as it comes (MEMORY_OPTIMIZATION=false): the benchmarks' baseline, not for use.
+
+    Its own sizing enlarges small and thin images (a 200x60 word costs ~580 MB).
+    """
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR(
+        use_cls=settings.use_angle_cls,
+        intra_op_num_threads=settings.ocr_threads,
+        inter_op_num_threads=1,
+    )

@@ -7,14 +7,12 @@ sandbox without it) the peak falls back to the process's lifetime peak from getr
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import resource
 import sys
 from dataclasses import dataclass
 
-from . import cgroups
+from . import allocator, cgroups
 from .settings import Settings
 
 _MB = 1024 * 1024
@@ -132,19 +130,7 @@ def report(settings: Settings) -> MemoryReport:
     )
 
 
-def _load_malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
-        return None
-
-
-_malloc_trim = _load_malloc_trim()
-
-
 def release() -> None:
     """Collect garbage and hand freed heap back to the OS (glibc keeps it otherwise)."""
     gc.collect()
-    if _malloc_trim is not None:
-        _malloc_trim(0)
+    allocator.trim()

@@ -114,3 +114,12 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[callable]:
 def server(servers) -> Server:
     """The function with its default settings."""
     return servers()
+
+
+@pytest.fixture(scope="session")
+def models():
+    """The engine's models, loaded in this process once, for tests of single pipeline steps."""
+    from function.engine import load_models
+    from function.settings import Settings
+
+    return load_models(Settings.from_env({}))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from function.settings import Settings
 from tests import render
 
 TEXT = ["Format check 7391"]
@@ -102,7 +103,7 @@ def test_small_image_is_never_upscaled(servers):
 def test_large_photo_is_shrunk_to_max_side(server):
     body = reads(server, render.noisy_photo(), "PHOTO 2026")
     assert body["image"]["width"] == 4000 and body["image"]["height"] == 3000
-    assert body["image"]["scale"] == pytest.approx(1600 / 4000, abs=0.001)
+    assert body["image"]["scale"] == pytest.approx(Settings.max_side / 4000, abs=0.001)
 
 
 @pytest.mark.parametrize("size", [(20_000, 1), (1, 20_000), (1600, 3)])
@@ -116,7 +117,8 @@ def test_thin_strips_are_not_blown_up(servers, size):
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["image"]["width"], body["image"]["height"]) == size
-    assert body["image"]["scale"] == pytest.approx(min(1.0, 1600 / max(size)), abs=0.001)
+    expected = min(1.0, Settings.max_side / max(size))
+    assert body["image"]["scale"] == pytest.approx(expected, abs=0.001)
     assert body["memory"]["peak_rss_mb"] < 600, body["memory"]
 
 

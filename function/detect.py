@@ -1,0 +1,180 @@
+"""Detect: where the text lines are, found by the DB detector on bounded horizontal strips.
+
+The detector sees the page at DETECT_SIDE px at most (lines are found as well as at full size,
+for a fraction of the CPU); the recogniser then cuts each line from the larger decoded image,
+where word gaps and small print are still sharp.
+
+The detector's activations cost about 120 bytes per input pixel, so a whole 1600-px page costs
+over 200 MB, and a larger one more. Run on full-width strips of at most STRIP_PIXELS, with
+OVERLAP px shared between neighbours, it costs the same for every page. A line is kept from a
+strip that holds it whole; a line taller than the overlap (a big heading) is cut in every strip
+that sees it, and its pieces are joined across the seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
+
+Quad = np.ndarray  # (4, 2) float32: top-left, top-right, bottom-right, bottom-left
+
+DETECT_SIDE = 1600
+STRIP_PIXELS = 400_000
+MIN_STRIP_HEIGHT = 256
+OVERLAP = 64
+_EDGE = 2  # a box this close to a strip's inner edge was cut by it
+
+# rapidocr's own detector settings (its config.yaml).
+_postprocess = DBPostProcess(
+    thresh=0.3,
+    box_thresh=0.5,
+    max_candidates=1000,
+    unclip_ratio=1.6,
+    use_dilation=True,
+    score_mode="fast",
+)
+
+
+def strips(height: int, width: int) -> list[tuple[int, int]]:
+    """(top, bottom) rows of each detector run: full width, overlapping, covering every row."""
+    size = max(MIN_STRIP_HEIGHT, STRIP_PIXELS // max(width, 1))
+    if height <= size:
+        return [(0, height)]
+    step = size - OVERLAP
+    tops = list(range(0, height - size, step)) + [height - size]
+    return [(top, top + size) for top in tops]
+
+
+def find_lines(
+    bgr: np.ndarray, detector: object, check: Callable[[], None] = lambda: None
+) -> list[Quad]:
+    """Every text line's quadrilateral, in `bgr` pixels, top to bottom.
+
+    `check` runs between strips (the request's deadline).
+    """
+    scale = min(1.0, DETECT_SIDE / max(bgr.shape[:2]))
+    if scale < 1.0:
+        size = (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale))
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    return [quad / scale for quad in _find_lines(bgr, detector, check)]
+
+
+def _find_lines(bgr: np.ndarray, detector: object, check: Callable[[], None]) -> list[Quad]:
+    height, width = bgr.shape[:2]
+    whole: list[Quad] = []
+    cut: list[Quad] = []
+    for top, bottom in strips(height, width):
+        check()
+        for quad in _detect(bgr[top:bottom], detector):
+            quad[:, 1] += top
+            ys = quad[:, 1]
+            touches_top = top > 0 and ys.min() <= top + _EDGE
+            touches_bottom = bottom < height and ys.max() >= bottom - 1 - _EDGE
+            (cut if touches_top or touches_bottom else whole).append(quad)
+    found = _unique(whole)
+    found += _join([q for q in cut if not any(_covered(q, w) for w in found)])
+    return sorted(found, key=lambda q: (q[:, 1].min(), q[:, 0].min()))
+
+
+def _detect(image: np.ndarray, detector: object) -> list[Quad]:
+    height, width = image.shape[:2]
+    size = (max(32, round(width / 32) * 32), max(32, round(height / 32) * 32))
+    resized = cv2.resize(image, size) if size != (width, height) else image
+    blob = resized.astype(np.float32).transpose(2, 0, 1)[np.newaxis]
+    blob *= 2 / 255
+    blob -= 1.0  # (x / 255 - 0.5) / 0.5, as the model was trained
+    (name,) = (i.name for i in detector.get_inputs())
+    prediction = detector.run(None, {name: blob})[0]
+    del blob
+    boxes, _scores = _postprocess(prediction, (height, width))
+    quads = []
+    for box in boxes:
+        quad = _clockwise(box.astype(np.float32))
+        quad[:, 0] = np.clip(quad[:, 0], 0, width - 1)
+        quad[:, 1] = np.clip(quad[:, 1], 0, height - 1)
+        if np.linalg.norm(quad[0] - quad[1]) > 3 and np.linalg.norm(quad[0] - quad[3]) > 3:
+            quads.append(quad)
+    return quads
+
+
+def _clockwise(points: np.ndarray) -> Quad:
+    """Top-left, top-right, bottom-right, bottom-left (the recogniser's crop order)."""
+    by_x = points[np.argsort(points[:, 0])]
+    left, right = by_x[:2], by_x[2:]
+    top_left, bottom_left = left[np.argsort(left[:, 1])]
+    top_right, bottom_right = right[np.argsort(right[:, 1])]
+    return np.array([top_left, top_right, bottom_right, bottom_left], dtype=np.float32)
+
+
+def _hull(quad: Quad) -> tuple[float, float, float, float]:
+    return quad[:, 0].min(), quad[:, 1].min(), quad[:, 0].max(), quad[:, 1].max()
+
+
+def _intersection(a: Quad, b: Quad) -> float:
+    ax0, ay0, ax1, ay1 = _hull(a)
+    bx0, by0, bx1, by1 = _hull(b)
+    return max(0.0, min(ax1, bx1) - max(ax0, bx0)) * max(0.0, min(ay1, by1) - max(ay0, by0))
+
+
+def _area(quad: Quad) -> float:
+    x0, y0, x1, y1 = _hull(quad)
+    return max(1.0, (x1 - x0) * (y1 - y0))
+
+
+def _covered(piece: Quad, line: Quad) -> bool:
+    """Most of `piece` lies inside `line`: the same text seen whole by another strip."""
+    return _intersection(piece, line) >= 0.5 * _area(piece)
+
+
+def _unique(quads: list[Quad]) -> list[Quad]:
+    """A line inside the overlap of two strips is found by both: keep the larger finding."""
+    kept: list[Quad] = []
+    for quad in sorted(quads, key=_area, reverse=True):
+        if not any(_covered(quad, other) for other in kept):
+            kept.append(quad)
+    return kept
+
+
+def _join(pieces: list[Quad]) -> list[Quad]:
+    """Pieces of one tall line, cut by seams: those that overlap are merged into their hull."""
+    groups: list[list[float]] = []
+    for piece in sorted(pieces, key=lambda q: _hull(q)[1]):
+        x0, y0, x1, y1 = _hull(piece)
+        for group in groups:
+            gx0, gy0, gx1, gy1 = group
+            overlap_x = min(x1, gx1) - max(x0, gx0)
+            if overlap_x > 0.5 * min(x1 - x0, gx1 - gx0) and y0 <= gy1 + _EDGE:
+                group[:] = [min(x0, gx0), min(y0, gy0), max(x1, gx1), max(y1, gy1)]
+                break
+        else:
+            groups.append([x0, y0, x1, y1])
+    return [
+        np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+        for x0, y0, x1, y1 in groups
+    ]
+
+
+def single_line(height: int, width: int, quads: list[Quad]) -> Quad | None:
+    """The whole image as one line, when it is one: a label, a plate, a word, a cropped line.
+
+    The detector is made for pages: on an image that is nothing but one line it crops off the
+    first or last character, or finds nothing at all in a 94x24 plate, while the recogniser
+    reads the whole image as it is. So when the lines found share one row that fills most of
+    the image's height, or nothing was found in a small wide image, the whole image is the line.
+    """
+    whole = np.array(
+        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32
+    )
+    if not quads:
+        return whole if height <= 160 and width >= 1.5 * height else None
+    hulls = [_hull(q) for q in quads]
+    top, bottom = min(h[1] for h in hulls), max(h[3] for h in hulls)
+    one_row = all(
+        min(a[3], b[3]) - max(a[1], b[1]) > 0.5 * min(a[3] - a[1], b[3] - b[1])
+        for a in hulls
+        for b in hulls
+    )
+    return whole if one_row and bottom - top >= 0.4 * height else None
