@@ -6,6 +6,10 @@ fork runs markedly slower in the child), so the engine is loaded in a background
 as the worker is forked; where nothing forks (the Flask debug server) the first readiness probe
 or request starts it. Requests that arrive while it loads wait for it.
 
+A load that fails is recorded (`failure`) and never retried in this process: requests get
+503 `engine_failed`, and the background load reports it to `on_failure`, which in the function
+ends the process (see `function.startup`).
+
 RapidOCR writes per-call options into shared state, so calls are serialised by a lock; the next
 image can be decoded meanwhile (see `Service`).
 """
@@ -16,10 +20,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .errors import EngineFailed
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,39 +40,60 @@ class Engine:
         self._loading = threading.Lock()
         self._ocr: Any = None
         self.load_seconds: float | None = None
+        self.failure: str | None = None  # why the load failed ("ImportError: ..."), if it did
+        self._on_loaded: Callable[[Engine], None] = lambda engine: None
+        self._on_failure: Callable[[Engine], None] = lambda engine: None
 
     @property
     def loaded(self) -> bool:
         return self._ocr is not None
 
-    def preload(self) -> None:
+    def preload(
+        self,
+        on_loaded: Callable[[Engine], None] | None = None,
+        on_failure: Callable[[Engine], None] | None = None,
+    ) -> None:
         """Start loading in the process that will serve, in the background.
 
         That is every process forked from this one (gunicorn's worker); where processes cannot
-        fork (Windows, where functions-framework serves in-process), this one, at once.
+        fork (Windows, where functions-framework serves in-process), this one, at once. The
+        background load calls `on_loaded` or `on_failure` when it ends.
         """
+        self._on_loaded = on_loaded or self._on_loaded
+        self._on_failure = on_failure or self._on_failure
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self.start_loading)
         else:
             self.start_loading()
 
     def start_loading(self) -> None:
-        """Load in a background thread, unless it is loaded or loading already."""
-        if not self.loaded and not self._loading.locked():
-            threading.Thread(target=self._load_or_log, name="ocr-engine-load", daemon=True).start()
+        """Load in a background thread, unless it is loaded, loading, or failed already."""
+        if not self.loaded and self.failure is None and not self._loading.locked():
+            threading.Thread(
+                target=self._load_and_report, name="ocr-engine-load", daemon=True
+            ).start()
 
-    def _load_or_log(self) -> None:
+    def _load_and_report(self) -> None:
         try:
             self._ensure_loaded()
-        except Exception:  # a structured log entry, not a bare thread traceback on stderr
-            log.exception("The OCR engine failed to load; the next request will try again")
+        except EngineFailed:
+            self._on_failure(self)
+        else:
+            self._on_loaded(self)
 
     def _ensure_loaded(self) -> None:
         with self._loading:
             if self._ocr is not None:
                 return
+            if self.failure is not None:
+                raise EngineFailed.because(self.failure)
             started = time.perf_counter()
-            ocr = _create_rapidocr(self._settings)
+            try:
+                ocr = _create_rapidocr(self._settings)
+            except Exception as exc:  # ImportError of a system library, MemoryError, bad model
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.critical("The OCR engine failed to load: %s", self.failure, exc_info=True)
+                raise EngineFailed.because(self.failure) from exc
             self.load_seconds = round(time.perf_counter() - started, 3)
             self._ocr = ocr  # last: `loaded` reads it
             log.info("OCR engine loaded in %.3f s", self.load_seconds)
