@@ -16,7 +16,7 @@ IMAGE = render.encode(render.page(["Never read"], size=(600, 120)).image, "PNG")
 # a while, so readiness polls and a request arrive while the engine is loading, then fails.
 BROKEN_CV2 = """\
 import time
-time.sleep(3)
+time.sleep(5)
 raise ImportError("libGL.so.1: cannot open shared object file: No such file or directory")
 """
 
