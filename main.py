@@ -7,14 +7,13 @@ functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud St
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from function import http, logs
+from function import http, logs, startup
 from function.service import Service
-from function.settings import Settings
 
-settings = Settings.from_env()
+settings = startup.settings_or_exit()
 logs.configure(settings)
 service = Service(settings)
-service.engine.preload()
+startup.load_engine(service)
 
 
 @functions_framework.http

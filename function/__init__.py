@@ -3,6 +3,7 @@
 Modules, in the order a request meets them:
     settings  - every environment variable, read and validated once
     logs      - Cloud Logging JSON on the platform, readable text locally
+    startup   - bad settings in one line, the "ready" line, exit when the engine cannot load
     errors    - exceptions that carry their own HTTP status and machine-readable code
     http      - request body -> image bytes, errors -> HTTP responses, one log entry each
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not

@@ -12,6 +12,10 @@ fork runs markedly slower in the child), so the models are loaded in a backgroun
 as the worker is forked; where nothing forks (the Flask debug server) the first readiness probe
 or request starts it. Requests that arrive while it loads wait for it. One image at a time is
 inside the engine (`Engine.session()`); the next one can be decoded meanwhile.
+
+A load that fails is recorded (`failure`) and never retried in this process: requests get
+503 `engine_failed`, and the background load reports it to `on_failure`, which in the function
+ends the process (see `function.startup`).
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import allocator
+from .errors import EngineFailed
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,42 +57,64 @@ class Engine:
         self._loading = threading.Lock()
         self._models: Models | None = None
         self.load_seconds: float | None = None
+        self.failure: str | None = None  # why the load failed ("ImportError: ..."), if it did
+        self._on_loaded: Callable[[Engine], None] = lambda engine: None
+        self._on_failure: Callable[[Engine], None] = lambda engine: None
 
     @property
     def loaded(self) -> bool:
         return self._models is not None
 
-    def preload(self) -> None:
+    def preload(
+        self,
+        on_loaded: Callable[[Engine], None] | None = None,
+        on_failure: Callable[[Engine], None] | None = None,
+    ) -> None:
         """Start loading in the process that will serve, in the background.
 
         That is every process forked from this one (gunicorn's worker); where processes cannot
-        fork (Windows, where functions-framework serves in-process), this one, at once.
+        fork (Windows, where functions-framework serves in-process), this one, at once. The
+        background load calls `on_loaded` or `on_failure` when it ends.
         """
+        self._on_loaded = on_loaded or self._on_loaded
+        self._on_failure = on_failure or self._on_failure
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self.start_loading)
         else:
             self.start_loading()
 
     def start_loading(self) -> None:
-        """Load in a background thread, unless it is loaded or loading already."""
-        if not self.loaded and not self._loading.locked():
-            threading.Thread(target=self._load_or_log, name="ocr-engine-load", daemon=True).start()
+        """Load in a background thread, unless it is loaded, loading, or failed already."""
+        if not self.loaded and self.failure is None and not self._loading.locked():
+            threading.Thread(
+                target=self._load_and_report, name="ocr-engine-load", daemon=True
+            ).start()
 
-    def _load_or_log(self) -> None:
+    def _load_and_report(self) -> None:
         try:
             self._ensure_loaded()
-        except Exception:  # a structured log entry, not a bare thread traceback on stderr
-            log.exception("The OCR engine failed to load; the next request will try again")
+        except EngineFailed:
+            self._on_failure(self)
+        else:
+            self._on_loaded(self)
 
     def _ensure_loaded(self) -> Models:
         with self._loading:
-            if self._models is None:
-                started = time.perf_counter()
+            if self._models is not None:
+                return self._models
+            if self.failure is not None:
+                raise EngineFailed.because(self.failure)
+            started = time.perf_counter()
+            try:
                 models = load_models(self._settings)
-                self.load_seconds = round(time.perf_counter() - started, 3)
-                self._models = models  # last: `loaded` reads it
-                log.info("OCR engine loaded in %.3f s", self.load_seconds)
-            return self._models
+            except Exception as exc:  # ImportError of a system library, MemoryError, bad model
+                self.failure = f"{type(exc).__name__}: {exc}"
+                log.critical("The OCR engine failed to load: %s", self.failure, exc_info=True)
+                raise EngineFailed.because(self.failure) from exc
+            self.load_seconds = round(time.perf_counter() - started, 3)
+            self._models = models  # last: `loaded` reads it
+            log.info("OCR engine loaded in %.3f s", self.load_seconds)
+            return models
 
     @contextmanager
     def session(self) -> Iterator[Models]:

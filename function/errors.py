@@ -63,6 +63,20 @@ class OutOfMemory(OcrError):
     status, code, permanent = 503, "out_of_memory", False
 
 
+class EngineFailed(OcrError):
+    """The OCR engine could not be loaded: this process can never serve, and will exit."""
+
+    status, code, permanent = 503, "engine_failed", False
+
+    @classmethod
+    def because(cls, cause: str) -> EngineFailed:
+        return cls(
+            f"The OCR engine failed to load ({cause}); this instance cannot serve and is "
+            "shutting down. The log has the traceback: usually a system library that cv2 or "
+            "onnxruntime needs is missing, or the instance has too little memory."
+        )
+
+
 class Internal(OcrError):
     status, code, permanent = 500, "internal", False
 

@@ -21,6 +21,7 @@ from werkzeug.formparser import FormDataParser
 from .errors import (
     BadRequest,
     EmptyBody,
+    EngineFailed,
     Internal,
     MethodNotAllowed,
     OcrError,
@@ -28,7 +29,7 @@ from .errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from .images import is_image_media_type
+from .images import has_image_signature, is_image_media_type
 from .pipeline import OcrResult
 from .service import Service
 
@@ -47,7 +48,7 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
     error: OcrError | None = None
     try:
         if request.method in ("GET", "HEAD"):
-            response = _service_info(service)
+            response = _service_info(service, fields)
         elif request.method == "POST":
             response = _recognise(request, service, fields)
         else:
@@ -71,11 +72,16 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
     return response
 
 
-def _service_info(service: Service) -> flask.Response:
+def _service_info(service: Service, fields: dict[str, object]) -> flask.Response:
     """200 once the engine is loaded, 503 before: what a readiness or startup probe needs."""
     info = service.info()
     if info["engine"]["loaded"]:
         return _json_response(info, 200)
+    if service.engine.failure is not None:  # no Retry-After: this process will never be ready
+        info["error"] = EngineFailed.because(service.engine.failure).to_dict()["error"]
+        fields["error"] = EngineFailed.code
+        return _json_response(info, 503)
+    fields["error"] = "not_ready"
     info["error"] = {"code": "not_ready", "message": "The OCR engine is loading; retry shortly."}
     response = _json_response(info, 503)
     response.headers["Retry-After"] = "1"
@@ -123,6 +129,8 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
         data = _from_json(_read_body(request, max_bytes * 4 // 3 + _ENVELOPE, max_bytes))
     elif is_image_media_type(mimetype):
         data = _read_body(request, max_bytes, max_bytes)
+    elif mimetype == "application/x-www-form-urlencoded":
+        data = _from_form_urlencoded(_read_body(request, max_bytes, max_bytes))
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not accepted. Send the image as image/* or "
@@ -147,6 +155,18 @@ def _read_body(request: flask.Request, limit: int, max_bytes: int) -> bytes:
             raise TooLarge.over(max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _from_form_urlencoded(body: bytes) -> bytes:
+    """`curl --data-binary @scan.jpg URL` without -H labels the image as a form: accept the
+    bytes when they are an image, and refuse a real form."""
+    if not body or has_image_signature(body):
+        return body
+    raise UnsupportedMediaType(
+        "The body is application/x-www-form-urlencoded and not an image. Send the image "
+        "bytes (curl --data-binary @scan.jpg), as multipart/form-data field 'file', or as "
+        'application/json {"image": "<base64>"}.'
+    )
 
 
 def _from_multipart(body: bytes, request: flask.Request) -> bytes:
@@ -180,9 +200,17 @@ def _from_json(body: bytes) -> bytes:
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("The body is not valid JSON.") from None
     del body  # the base64 text and the image bytes are copies enough
-    encoded = document.get("image") if isinstance(document, dict) else None
-    if not isinstance(encoded, str):
+    if not isinstance(document, dict):
         raise BadRequest('JSON bodies must be an object {"image": "<base64 image bytes>"}.')
+    if "image" not in document:
+        present = ", ".join(repr(name) for name in list(document)[:5]) or "no fields"
+        raise BadRequest(
+            f'The JSON object has no "image" field (it has {present}); send '
+            '{"image": "<base64 image bytes>"}.'
+        )
+    encoded = document["image"]
+    if not isinstance(encoded, str):
+        raise BadRequest('The "image" field must be a string of base64 image bytes.')
     if encoded.startswith("data:") and "," in encoded:  # accept data: URLs as browsers make them
         encoded = encoded.split(",", 1)[1]
     try:
@@ -227,7 +255,9 @@ def _log_invocation(
     """One entry per invocation; its severity says whether anyone needs to look at it."""
     fields["status"] = response.status_code
     fields["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    if response.status_code >= 500:
+    if fields.get("error") == "not_ready":  # a readiness probe during start-up: expected
+        severity = logging.DEBUG
+    elif response.status_code >= 500:
         severity = logging.ERROR
     elif response.status_code == 429 or fields.get("memory_level", "normal") != "normal":
         severity = logging.WARNING

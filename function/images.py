@@ -64,6 +64,23 @@ def is_image_media_type(mimetype: str) -> bool:
     return mimetype in ("", "application/octet-stream") or mimetype.startswith("image/")
 
 
+# How each of FORMATS begins (JPEG/MPO, PNG, GIF, BMP, TIFF both byte orders; WebP is RIFF).
+_SIGNATURES = (
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+
+def has_image_signature(data: bytes) -> bool:
+    """Whether `data` begins like one of the formats decoded here (not that it is valid)."""
+    return data.startswith(_SIGNATURES) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
 def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImage:
     """Decode `data`, apply EXIF orientation, and shrink so neither side exceeds `max_side`.
 

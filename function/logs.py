@@ -38,6 +38,15 @@ def configure(settings: Settings) -> None:
         log.warning(warning)
 
 
+def announce(message: str) -> None:
+    """Write one INFO entry whatever LOG_LEVEL: for the line that says the process is ready.
+
+    `Logger.handle` skips the level check that `Logger.info` makes; the handler still formats it
+    (JSON on the platform).
+    """
+    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None))
+
+
 class _TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

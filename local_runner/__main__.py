@@ -1,4 +1,4 @@
-"""The command line: `python -m local_runner serve|monitor|load ...`."""
+"""The command line: `python -m local_runner serve|monitor|load|sample ...`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import load, monitor
+from . import load, monitor, sample
 from .cgroup import CgroupUnavailable
 from .instance import InstanceSpec, say, serve
 
@@ -77,12 +77,22 @@ def parser() -> argparse.ArgumentParser:
 
     drive = commands.add_parser("load", help="a bounded load run against a local instance")
     drive.add_argument("--url", default="http://127.0.0.1:8080/")
-    drive.add_argument("--images", type=Path, required=True, help="a directory of images")
+    drive.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        help="a directory of images (other files are skipped), or one image file",
+    )
     drive.add_argument("--concurrency", type=positive_int, default=4)
     drive.add_argument("--requests", type=positive_int, help="stop after this many (default 100)")
     drive.add_argument("--duration", type=float, help="stop sending after this many seconds")
     drive.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
     drive.add_argument("--json", type=Path, help="also write the summary to this file")
+
+    draw = commands.add_parser(
+        "sample", help="render a receipt image to try the function with (e.g. receipt.png)"
+    )
+    draw.add_argument("file", type=Path, help="where to write it; the suffix picks the format")
     return cli
 
 
@@ -92,7 +102,18 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "monitor":
         return _monitor(args)
+    if args.command == "sample":
+        return _sample(args)
     return _load(args)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    try:
+        print(sample.write(args.file), flush=True)
+    except (OSError, ValueError) as exc:
+        print(f"sample: cannot write {args.file}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -140,7 +161,14 @@ def _load(args: argparse.Namespace) -> int:
         return 2
     print(load.summary(result), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if result["unanswered"]:
+        print(
+            f"load: {result['unanswered']} of {result['requests']} requests got no answer "
+            "(see 'no answer' above): the instance stopped answering or timed out",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

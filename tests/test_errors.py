@@ -88,12 +88,38 @@ def test_method_not_allowed(server, method):
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "application/pdf", "video/mp4"],
+    ["text/plain", "application/pdf", "video/mp4"],
 )
 def test_unsupported_media_type(server, content_type):
     error = assert_error(server.post(GOOD, content_type), 415, "unsupported_media_type")
     assert content_type in error["message"]
     assert_still_serves(server)
+
+
+def test_a_real_form_is_unsupported_media_type(server):
+    # What `curl -d a=b` sends; an image with that label is accepted (see test_http).
+    error = assert_error(
+        server.post(b"name=scan&lang=en", "application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    )
+    assert "not an image" in error["message"] and "--data-binary" in error["message"]
+    assert_still_serves(server)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"foo": "bar"}', """has no "image" field (it has 'foo')"""),
+        (b"{}", 'has no "image" field (it has no fields)'),
+        (b'{"image": 42}', 'The "image" field must be a string'),
+        (b'["image"]', "JSON bodies must be an object"),
+    ],
+    ids=["other-field", "empty-object", "not-a-string", "array"],
+)
+def test_json_errors_say_what_is_wrong(server, body, says):
+    error = assert_error(server.post(body, "application/json"), 400, "bad_request")
+    assert says in error["message"]
 
 
 @pytest.mark.parametrize(

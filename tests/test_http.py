@@ -83,6 +83,14 @@ def test_raw_body_with_any_image_content_type(server, english_png, content_type)
     assert_reads(response.json(), ENGLISH)
 
 
+def test_an_image_sent_as_a_form_is_read(server, english_png):
+    # `curl --data-binary @scan.png URL` without -H sends this type: the bytes are an image.
+    response = server.post(english_png, "application/x-www-form-urlencoded")
+
+    assert response.status_code == 200, response.text
+    assert_reads(response.json(), ENGLISH)
+
+
 def test_multipart_field_file(server, english_png):
     response = requests.post(
         server.url, files={"file": ("scan.png", english_png, "image/png")}, timeout=60

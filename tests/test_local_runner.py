@@ -1,15 +1,19 @@
 """The local runner, through its real command line: an emulated 4 GiB / 2 CPU instance under a
-burst of 12 MP photos, an instance far too small for the function, the memory monitor, and the
-load driver's refusal to leave the machine."""
+burst of 12 MP photos, an instance far too small for the function, the memory monitor, the load
+driver (its refusal to leave the machine, what it sends and how it reports), and the sample
+image."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,3 +239,103 @@ def test_load_refuses_anything_but_loopback(url, photos):
 
     assert result.returncode == 2
     assert "only loopback URLs" in result.stderr
+
+
+def squash(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+@pytest.fixture(scope="module")
+def receipt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sample`'s receipt, with a ground-truth .txt beside it as evaluation folders have."""
+    directory = tmp_path_factory.mktemp("receipts")
+    made = run_cli("sample", str(directory / "receipt.png"), env=dict(os.environ), timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert f"wrote {directory / 'receipt.png'}" in made.stdout
+    (directory / "receipt.txt").write_text("CORNER CAFE\nTOTAL EUR 8.30\n")
+    return directory
+
+
+def test_sample_renders_a_receipt_the_function_reads(server, receipt_dir):
+    image = (receipt_dir / "receipt.png").read_bytes()
+    response = requests.post(server.url, data=image, timeout=120)  # as curl --data-binary does
+
+    assert response.status_code == 200, response.text
+    text = squash(response.json()["text"])
+    for expected in ("CORNER CAFE", "12 Harbour Street", "Croissant", "TOTAL EUR", "8.30"):
+        assert squash(expected) in text, response.json()["text"]
+
+
+def test_load_skips_files_that_are_not_images_and_reports_each_file(server, receipt_dir, tmp_path):
+    out = tmp_path / "load.json"
+    result = run_cli(
+        "load", "--url", server.url, "--images", str(receipt_dir), "--concurrency", "1",
+        "--requests", "2", "--json", str(out),
+        env=dict(os.environ), timeout=300,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 file(s) that are not images: receipt.txt" in result.stdout
+    summary = json.loads(out.read_text())
+    assert summary["status"] == {"200": 2}
+    assert list(summary["files"]) == ["receipt.png"]
+    receipt = summary["files"]["receipt.png"]
+    assert receipt["status"] == {"200": 2} and receipt["lines"] >= 8
+    assert "totaleur" in squash(receipt["text"])
+    row = next(line for line in result.stdout.splitlines() if line.startswith("receipt.png"))
+    assert "200:2" in row and "CORNER" in row
+
+
+def test_load_takes_one_image_file(server, receipt_dir):
+    result = run_cli(
+        "load", "--url", server.url, "--images", str(receipt_dir / "receipt.png"),
+        "--concurrency", "1", "--requests", "1",
+        env=dict(os.environ), timeout=300,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "1 image file(s)" in result.stdout and "status       200: 1" in result.stdout
+
+
+def test_load_with_nothing_listening_says_so_and_fails(receipt_dir):
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = run_cli(
+        "load", "--url", url, "--images", str(receipt_dir), env=dict(os.environ), timeout=60
+    )
+
+    assert result.returncode == 2
+    assert (
+        f"nothing answers at {url}" in result.stderr and "Start the function first" in result.stderr
+    )
+    assert result.stdout == ""
+
+
+class _HangUpOnPost(http.server.BaseHTTPRequestHandler):
+    """Answers GET, then drops every POST without a word: an instance that stopped answering."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_load_counts_requests_without_an_answer_and_exits_non_zero(receipt_dir):
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HangUpOnPost) as hang_up:
+        threading.Thread(target=hang_up.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{hang_up.server_address[1]}/"
+        result = run_cli(
+            "load", "--url", url, "--images", str(receipt_dir), "--requests", "3",
+            env=dict(os.environ), timeout=60,
+        )  # fmt: skip
+        hang_up.shutdown()
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^status +no answer \(\w+\): 3$", result.stdout, re.MULTILINE), result.stdout
+    assert "3 of 3 requests got no answer" in result.stderr

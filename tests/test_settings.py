@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from function.settings import Settings, SettingsError, available_cpus
-from tests.conftest import FUNCTIONS_FRAMEWORK, ROOT, start_server
+from tests.conftest import ROOT, start_server
 
 
 def test_defaults_are_the_documented_ones():
@@ -80,19 +80,6 @@ def test_obsolete_pool_and_extra_workers_are_warned_about_with_the_reason():
     assert "OCR_PROCESS_POOL_SIZE=2 is ignored" in pool and "no process pool" in pool
     assert "WORKERS=4" in workers and "own OCR engine" in workers
     assert Settings.from_env({"WORKERS": "1"}).warnings == ()
-
-
-def test_a_bad_value_stops_start_up_with_the_message():
-    result = subprocess.run(
-        [str(FUNCTIONS_FRAMEWORK), "--target=ocr", "--port=0"],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "MAX_SIDE": "huge", "HOME": "/tmp"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode != 0
-    assert "MAX_SIDE='huge' is invalid: expected an integer from 320 to 8192" in result.stderr
 
 
 def test_start_up_logs_the_warnings(tmp_path):

@@ -4,6 +4,7 @@ processes, and the events Cloud Storage sends, POSTed in both CloudEvent content
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -112,6 +113,14 @@ def test_an_upload_becomes_a_result_object_holding_the_http_answer(
     (entry,) = log_entries(function, name)
     assert "storage event written" in entry and f"generation={metadata['generation']}" in entry
     assert f"result=gs://{BUCKET}/ocr-results/{name}.json" in entry and "peak_rss_mb=" in entry
+
+
+def test_the_ready_line_says_where_events_go(function):
+    deadline = time.monotonic() + 60  # the engine loads in the background from the start
+    while "Ready:" not in function.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (line,) = [line for line in function.log().splitlines() if "Ready:" in line]
+    assert f"POST Cloud Storage events to {function.url};" in line
 
 
 def test_the_functions_own_results_are_skipped_not_read(emulator, function, english_png):
