@@ -158,23 +158,37 @@ def _join(pieces: list[Quad]) -> list[Quad]:
 
 
 def single_line(height: int, width: int, quads: list[Quad]) -> Quad | None:
-    """The whole image as one line, when it is one: a label, a plate, a word, a cropped line.
+    """One quadrilateral for the whole line, when the image is one line: a label, a plate, a word.
 
-    The detector is made for pages: on an image that is nothing but one line it crops off the
-    first or last character, or finds nothing at all in a 94x24 plate, while the recogniser
-    reads the whole image as it is. So when the lines found share one row that fills most of
-    the image's height, or nothing was found in a small wide image, the whole image is the line.
+    The detector is made for pages: on an image that is nothing but one line it often crops off
+    the first or last character, splits the line in pieces, or finds nothing at all in a 94x24
+    plate, while the recogniser reads a whole line at once. So when the lines found share one
+    row that fills much of the image's height, the line is their hull widened by a line height
+    on each side (within the image); when nothing was found in a small, wide image, the whole
+    image. Otherwise None: read the lines found.
     """
-    whole = np.array(
-        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], dtype=np.float32
-    )
     if not quads:
-        return whole if height <= 160 and width >= 1.5 * height else None
+        if height <= 160 and width >= 1.5 * height:
+            return _rectangle(0, 0, width - 1, height - 1)
+        return None
     hulls = [_hull(q) for q in quads]
-    top, bottom = min(h[1] for h in hulls), max(h[3] for h in hulls)
+    left, top = min(h[0] for h in hulls), min(h[1] for h in hulls)
+    right, bottom = max(h[2] for h in hulls), max(h[3] for h in hulls)
     one_row = all(
         min(a[3], b[3]) - max(a[1], b[1]) > 0.5 * min(a[3] - a[1], b[3] - b[1])
         for a in hulls
         for b in hulls
     )
-    return whole if one_row and bottom - top >= 0.4 * height else None
+    if not one_row or bottom - top < 0.4 * height:
+        return None
+    size = bottom - top
+    return _rectangle(
+        max(0.0, left - size),
+        max(0.0, top - size / 4),
+        min(width - 1.0, right + size),
+        min(height - 1.0, bottom + size / 4),
+    )
+
+
+def _rectangle(left: float, top: float, right: float, bottom: float) -> Quad:
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
