@@ -9,7 +9,8 @@ objects whose name hashes to its index (a stable split: every object belongs to 
 the same one on every run) and hands each, one at a time, to `storage.process`: the trigger's own
 routine, so the same result object, compare-and-swap and error results. An object whose result
 already covers its generation costs one metadata read and no download, so a re-run, or a run
-beside the live trigger, writes nothing twice and never replaces a newer result.
+beside the live trigger, writes nothing twice and never replaces a newer result. The
+function's own results are not even listed when they share the bucket.
 
 Memory is what one invocation needs: one listing page and one image at a time. The share is
 listed twice, once to count it (for the ETA; names only, no downloads) and once to work.
@@ -179,29 +180,48 @@ class Stop:
         return self.signal is not None
 
 
-def share(options: Options, task: Task, progress: Progress, stop: Stop) -> Iterator[storage.Source]:
+def share(
+    options: Options, task: Task, settings: Settings, progress: Progress, stop: Stop
+) -> Iterator[storage.Source]:
     """This task's objects, in listing order, one page of the listing in memory at a time."""
-    listing = storage.client().list_blobs(
-        options.bucket,
-        prefix=options.prefix or None,
-        page_size=options.page_size,
-        fields=_LISTED_FIELDS,
-        retry=DEFAULT_RETRY,
-        timeout=60,
-    )
-    pages = iter(listing.pages)
-    while not stop:
-        started = time.monotonic()
-        page = next(pages, None)
-        progress.listing_seconds += time.monotonic() - started
-        if page is None:
-            return
-        progress.pages += 1
-        for blob in page:
-            if options.since is not None and (blob.updated is None or blob.updated < options.since):
-                continue
-            if task.owns(blob.name):
-                yield storage.Source.from_blob(blob)
+    for start, end in _ranges(options.bucket, settings):
+        listing = storage.client().list_blobs(
+            options.bucket,
+            prefix=options.prefix or None,
+            start_offset=start,
+            end_offset=end,
+            page_size=options.page_size,
+            fields=_LISTED_FIELDS,
+            retry=DEFAULT_RETRY,
+            timeout=60,
+        )
+        pages = iter(listing.pages)
+        while not stop:
+            started = time.monotonic()
+            page = next(pages, None)
+            progress.listing_seconds += time.monotonic() - started
+            if page is None:
+                break
+            progress.pages += 1
+            for blob in page:
+                if options.since is not None and (
+                    blob.updated is None or blob.updated < options.since
+                ):
+                    continue
+                if task.owns(blob.name):
+                    yield storage.Source.from_blob(blob)
+
+
+def _ranges(bucket: str, settings: Settings) -> list[tuple[str | None, str | None]]:
+    """Name ranges to list: all of them, except our own results when they share the bucket.
+
+    Results would be skipped anyway (`storage.process`), but listing them could double the
+    listing. OUTPUT_PREFIX ends with "/", so its successor replaces that with "0".
+    """
+    if (settings.output_bucket or bucket) != bucket:
+        return [(None, None)]
+    results = settings.output_prefix
+    return [(None, results), (results[:-1] + chr(ord(results[-1]) + 1), None)]
 
 
 def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
@@ -209,7 +229,7 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
     counting = Progress(task)
     try:
         total = 0
-        for _ in share(options, task, counting, stop):
+        for _ in share(options, task, service.settings, counting, stop):
             total += 1
             if options.limit is not None and total >= options.limit:
                 break
@@ -236,7 +256,7 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
     )
     terminal = _Terminal.attach(progress)
     in_a_row = 0
-    for source in share(options, task, progress, stop):
+    for source in share(options, task, service.settings, progress, stop):
         if options.limit is not None and progress.handled >= options.limit:
             break
         outcome = _one(source, service, task, options.dry_run, progress)
