@@ -26,7 +26,9 @@ from pathlib import Path
 from tests.conftest import ROOT, free_port
 from tests.emulator import Emulator
 
-TASK_END = re.compile(r"task (\d+) attempt \d+ (\w+).* after ([\d.]+) s, peak RSS ([\d.]+) MiB")
+TASK_END = re.compile(
+    r"task (\d+) attempt \d+ (\w+).* after ([\d.]+) s, CPU ([\d.]+) s, peak RSS ([\d.]+) MiB"
+)
 FINISHED = re.compile(r"task (\d+): .*finished: .* objects_per_s=([\d.]+) .*list_ms_per_page=(\S+)")
 
 
@@ -52,9 +54,11 @@ def run_job(emulator: Emulator, bucket: str, tasks: int) -> dict[str, object]:
     finished = [FINISHED.search(line) for line in done.stdout.splitlines()]
     return {
         "tasks": tasks,
+        "load_average_1min_after": round(os.getloadavg()[0], 1),  # the machine is shared
         "wall_s": round(wall, 2),
-        "task_peak_rss_mib": [float(m[4]) for m in ends if m],
+        "task_peak_rss_mib": [float(m[5]) for m in ends if m],
         "task_wall_s": [float(m[3]) for m in ends if m],
+        "task_cpu_s": [float(m[4]) for m in ends if m],
         "task_objects_per_s": [float(m[2]) for m in finished if m],
         "list_ms_per_page": [m[3] for m in finished if m],
     }
@@ -85,6 +89,7 @@ def main() -> None:
                 result = run_job(emulator, bucket, tasks)
                 result["objects"] = len(images)
                 result["objects_per_s"] = round(len(images) / result["wall_s"], 3)
+                result["cpu_s_per_object"] = round(sum(result["task_cpu_s"]) / len(images), 2)
                 runs.append(result)
                 print(json.dumps(result), flush=True)
         finally:

@@ -415,7 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)  # progress is what a task's log is for, whatever LOG_LEVEL says
     stop = Stop()
     service = Service(settings)  # its engine loads on the first object that needs it
-    return run(options, task, service, stop)
+    try:
+        return run(options, task, service, stop)
+    except Exception:  # the listing failed past its retries: the job's retry starts over
+        log.exception("backfill task %d failed; exit 1 to be retried", task.index)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ runner dies). They read whatever STORAGE_EMULATOR_HOST points at. As on the plat
 stops an execution, and SIGKILL 10 s later.
 
 Everything runs in the runner's one thread (a selector over the tasks' output), because a
-`preexec_fn` is unsafe while other threads exist. Each task's peak resident memory is exact:
-the kernel's, from wait4(2).
+`preexec_fn` is unsafe while other threads exist. Each task's peak resident memory and CPU
+time are exact: the kernel's, from wait4(2).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Task:
     memory_failure: str | None = None
     exit_code: int | None = None
     peak_rss_mb: list[float] = field(default_factory=list)  # one per attempt
+    cpu_seconds: list[float] = field(default_factory=list)  # user + system, one per attempt
 
 
 def run(spec: JobSpec) -> int:
@@ -169,13 +170,15 @@ def _reap(task: Task) -> bool:
         task.process.stdout.close()
     task.exit_code = code
     task.peak_rss_mb.append(round(usage.ru_maxrss / 1024, 1))  # Linux: kB
+    task.cpu_seconds.append(round(usage.ru_utime + usage.ru_stime, 1))
     oom = task.cgroup is not None and task.cgroup.oom_kills() > 0
     if task.cgroup is not None:
         task.cgroup.remove()
     how = "succeeded" if code == 0 else describe_exit(code)
     say(
         f"task {task.index} attempt {task.attempt} {how} after "
-        f"{time.monotonic() - task.started:.1f} s, peak RSS {task.peak_rss_mb[-1]} MiB"
+        f"{time.monotonic() - task.started:.1f} s, CPU {task.cpu_seconds[-1]} s, "
+        f"peak RSS {task.peak_rss_mb[-1]} MiB"
     )
     if oom or task.memory_failure:
         say(f"task {task.index}: ran out of memory ({task.memory_failure or 'OOM-killed'})")
