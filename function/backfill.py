@@ -276,7 +276,7 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
         if stop:
             break
     terminal.close()
-    if stop:
+    if stop and progress.handled < total:  # a stop after the last object changes nothing
         return _stopped(progress, stop)
     failed = progress.outcomes.get("failed", 0)
     progress.log(

@@ -104,12 +104,16 @@ def parser() -> argparse.ArgumentParser:
     job.add_argument("--memory", type=memory_mb, default=4096, help="per task (default 4GiB)")
     job.add_argument("--cpus", type=positive_int, default=2, help="CPUs each task is pinned to")
     job.add_argument("--cgroup", action="store_true", help="as for serve")
-    job.add_argument("task_args", nargs="*", help=argparse.SUPPRESS)
     return cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    task_args: list[str] = []
+    if argv[:1] == ["backfill"] and "--" in argv:  # argparse cannot follow BUCKET with `-- ARGS`
+        argv, task_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = parser().parse_args(argv)
+    args.task_args = task_args
     if args.command == "serve":
         return _serve(args)
     if args.command == "monitor":

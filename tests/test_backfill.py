@@ -257,6 +257,11 @@ def test_dry_run_prefix_since_and_limit(emulator):
     assert results(emulator, bucket) == {}
     assert all(emulator.downloads(bucket, m["name"]) == 0 for m in [*early, late])
 
+    tasks = job(emulator, bucket, "--tasks", "2", "--", "--dry-run")  # arguments for each task
+    assert tasks.returncode == 0, tasks.stdout
+    assert len([entry for entry in outcomes(tasks.stdout) if entry[1] == "pending"]) == 4
+    assert results(emulator, bucket) == {}
+
     since = backfill(emulator, bucket, "--dry-run", "--since", late["timeCreated"])
     assert since.returncode == 0, since.stderr
     assert [name for _, _, name in outcomes(since.stderr)] == ["b/late.png"]
