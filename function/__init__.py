@@ -7,6 +7,7 @@ Modules, in the order a request meets them:
     errors    - exceptions that carry their own HTTP status and machine-readable code
     http      - request body -> image bytes, errors -> HTTP responses, one log entry each
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not
+    backfill  - a Cloud Run job's task: its share of a bucket's objects, each through storage
     service   - the process's settings, cached engine, and the admission gate in front of it
     images    - decode, bomb checks, EXIF orientation, colour modes, resize before the model
     engine    - the one RapidOCR engine, loaded in the serving process, called one at a time

@@ -1,4 +1,7 @@
-"""Cloud Storage trigger: a `finalized` event -> the same OCR as HTTP -> one result object.
+"""Cloud Storage: one object generation -> the same OCR as HTTP -> one result object.
+
+Two callers share `process`: the trigger (`handle`, one `finalized` event) and the backfill
+(`function.backfill`, objects a bucket already holds, from its listing).
 
 Events arrive at least once and, since triggers filter by bucket only, the function's own result
 objects arrive as events too. So, in this order: events for objects under the output prefix are
@@ -20,6 +23,8 @@ import io
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from cloudevents.http import CloudEvent
@@ -75,6 +80,17 @@ class Source:
             "size (numbers as strings, as Cloud Storage sends them)."
         )
 
+    @classmethod
+    def from_blob(cls, blob: gcs.Blob) -> Source:
+        """An object as a bucket listing describes it (the backfill's source of work)."""
+        return cls(
+            bucket=blob.bucket.name,
+            name=blob.name,
+            generation=int(blob.generation),
+            content_type=blob.content_type or "",
+            size=int(blob.size or 0),
+        )
+
     def to_dict(self) -> dict[str, str]:
         """`source` in the result; the generation is a string, as in Cloud Storage's JSON."""
         return {"bucket": self.bucket, "name": self.name, "generation": str(self.generation)}
@@ -82,10 +98,21 @@ class Source:
 
 def handle(event: CloudEvent, service: Service) -> None:
     """Process one event: return when it is done or can never succeed, raise to have it retried."""
-    started = time.perf_counter()
     fields: dict[str, object] = {"event_id": event["id"], "event_type": event["type"]}
+    with logged(fields):
+        fields["outcome"] = process(Source.from_event(event), service, fields)
+
+
+@contextmanager
+def logged(fields: dict[str, object]) -> Iterator[None]:
+    """Log one entry for the work in the block, with its outcome; re-raise what is worth a retry.
+
+    A permanent OcrError is the outcome `refused` and is swallowed (retrying cannot help);
+    anything else is the outcome `retry` and propagates.
+    """
+    started = time.perf_counter()
     try:
-        fields["outcome"] = _process(event, service, fields)
+        yield
     except OcrError as error:
         outcome = "refused" if error.permanent else "retry"
         fields.update(outcome=outcome, error=error.code, reason=error.message)
@@ -98,8 +125,14 @@ def handle(event: CloudEvent, service: Service) -> None:
         _log(fields, started)
 
 
-def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> str:
-    source = Source.from_event(event)
+def process(
+    source: Source, service: Service, fields: dict[str, object], dry_run: bool = False
+) -> str:
+    """OCR one object generation into its result object; return the outcome (see README).
+
+    `dry_run` decides exactly as a real run would but stops before downloading: the outcome is
+    then `pending` where a real run would read the object.
+    """
     fields.update(
         bucket=source.bucket,
         name=source.name,
@@ -113,7 +146,7 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
         return "skipped"  # our own result (or error result): OCR'ing it would loop forever
     if source.name.endswith("/"):
         return "skipped"  # a folder placeholder, as the console creates: nothing to read
-    bucket = _client().bucket(output_bucket)
+    bucket = client().bucket(output_bucket)
     result_name = f"{settings.output_prefix}{source.name}.json"
     if len(result_name.encode()) > _MAX_NAME_BYTES:  # a write that could never succeed
         raise BadEvent(
@@ -124,6 +157,8 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
     existing = bucket.get_blob(result_name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
     if _covers(existing, source):
         return "duplicate"
+    if dry_run:
+        return "pending"
     try:
         body = _recognise(source, service, fields)
         outcome = "written"
@@ -166,7 +201,7 @@ def _recognise(source: Source, service: Service, fields: dict[str, object]) -> d
 
 def _download(source: Source, limit: int) -> bytes:
     """Exactly the event's generation, streamed into one buffer that cannot grow past `limit`."""
-    blob = _client().bucket(source.bucket).blob(source.name, generation=source.generation)
+    blob = client().bucket(source.bucket).blob(source.name, generation=source.generation)
     buffer = _BoundedBuffer(limit)
     try:
         blob.download_to_file(buffer, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
@@ -227,7 +262,7 @@ def _write(blob: gcs.Blob, body: dict[str, object], source: Source, replaces: in
 
 
 @functools.cache
-def _client() -> gcs.Client:
+def client() -> gcs.Client:
     """One client per process, made on first use (after the fork), reusing its connections.
 
     With STORAGE_EMULATOR_HOST set, google-cloud-storage talks to that emulator with anonymous
@@ -237,7 +272,7 @@ def _client() -> gcs.Client:
 
 
 def _log(fields: dict[str, object], started: float) -> None:
-    """One entry per event: refusals are WARNING (an upload needs a look), retries ERROR."""
+    """One entry per object: refusals are WARNING (an upload needs a look), retries ERROR."""
     fields["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     outcome = fields["outcome"]
     memory_level = fields.get("memory_level", "normal")
@@ -248,4 +283,5 @@ def _log(fields: dict[str, object], started: float) -> None:
     else:
         severity = logging.INFO
     where = f"gs://{fields['bucket']}/{fields['name']}" if "bucket" in fields else "(no object)"
-    log.log(severity, "storage event %s: %s", outcome, where, extra={"json_fields": fields})
+    kind = "storage event" if "event_id" in fields else "backfill object"
+    log.log(severity, "%s %s: %s", kind, outcome, where, extra={"json_fields": fields})

@@ -3,7 +3,8 @@
     python -m local_runner serve    the function in an emulated instance (memory, CPUs, restarts)
     python -m local_runner monitor  that instance's memory, once or every few seconds
     python -m local_runner load     a bounded load driver that reports latency and peak memory
+    python -m local_runner backfill a Cloud Run job's backfill tasks, each in an emulated instance
 
 Modules: instance (serve), cgroup (the exact memory limit), processes (an instance's process
-tree), state (how monitor finds what serve runs), monitor, load.
+tree), state (how monitor finds what serve runs), monitor, load, backfill.
 """

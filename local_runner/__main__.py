@@ -1,4 +1,4 @@
-"""The command line: `python -m local_runner serve|monitor|load|sample ...`."""
+"""The command line: `python -m local_runner serve|monitor|load|sample|backfill ...`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import load, monitor, sample
+from . import backfill, load, monitor, sample
 from .cgroup import CgroupUnavailable
 from .instance import InstanceSpec, say, serve
 
@@ -93,17 +93,45 @@ def parser() -> argparse.ArgumentParser:
         "sample", help="render a receipt image to try the function with (e.g. receipt.png)"
     )
     draw.add_argument("file", type=Path, help="where to write it; the suffix picks the format")
+
+    job = commands.add_parser(
+        "backfill",
+        help="OCR what a bucket holds: a Cloud Run job's tasks, each in an emulated instance",
+        description="Run --tasks processes of `python -m function.backfill BUCKET`, each with "
+        "CLOUD_RUN_TASK_INDEX/COUNT/ATTEMPT set as a Cloud Run job sets them and inside its own "
+        "emulated instance, against STORAGE_EMULATOR_HOST (or real Cloud Storage). Arguments "
+        "after -- go to function.backfill (e.g. -- --since 2026-11-01 --dry-run).",
+    )
+    job.add_argument("bucket")
+    job.add_argument("--prefix", help="only objects whose name starts with this")
+    job.add_argument("--tasks", type=positive_int, default=1, help="task count (default 1)")
+    job.add_argument(
+        "--parallelism", type=positive_int, help="tasks at once (default: all of them)"
+    )
+    job.add_argument(
+        "--max-retries", type=int, default=3, help="retries of a failed task (default 3)"
+    )
+    job.add_argument("--memory", type=memory_mb, default=4096, help="per task (default 4GiB)")
+    job.add_argument("--cpus", type=positive_int, default=2, help="CPUs each task is pinned to")
+    job.add_argument("--cgroup", action="store_true", help="as for serve")
     return cli
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    task_args: list[str] = []
+    if argv[:1] == ["backfill"] and "--" in argv:  # argparse cannot follow BUCKET with `-- ARGS`
+        argv, task_args = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = parser().parse_args(argv)
+    args.task_args = task_args
     if args.command == "serve":
         return _serve(args)
     if args.command == "monitor":
         return _monitor(args)
     if args.command == "sample":
         return _sample(args)
+    if args.command == "backfill":
+        return _backfill(args)
     return _load(args)
 
 
@@ -133,6 +161,28 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         return serve(spec, args.max_restarts)
+    except CgroupUnavailable as exc:
+        say(f"--cgroup is not possible here: {exc}")
+        return 2
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    allowed = sorted(os.sched_getaffinity(0))
+    if args.cpus > len(allowed):
+        say(f"--cpus {args.cpus}: this machine lets the runner use only {len(allowed)}")
+        return 2
+    spec = backfill.JobSpec(
+        bucket=args.bucket,
+        task_args=[*(["--prefix", args.prefix] if args.prefix else []), *args.task_args],
+        tasks=args.tasks,
+        parallelism=args.parallelism or args.tasks,
+        max_retries=max(args.max_retries, 0),
+        memory_mb=args.memory,
+        cpus=allowed[: args.cpus],
+        cgroup=args.cgroup,
+    )
+    try:
+        return backfill.run(spec)
     except CgroupUnavailable as exc:
         say(f"--cgroup is not possible here: {exc}")
         return 2

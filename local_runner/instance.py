@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -127,21 +127,13 @@ class Instance:
         if spec.cgroup:
             cgroup = MemoryCgroup(f"local-runner-{os.getpid()}-{number}", limit)
 
-        def enter_instance() -> None:  # runs in the child, between fork and exec
-            os.sched_setaffinity(0, spec.cpus)
-            if cgroup is not None:
-                cgroup.join()
-            else:
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # no orphan if the runner is killed
-
         process = subprocess.Popen(
             spec.command(),
             env=spec.environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=enter_instance,
+            preexec_fn=confinement(spec.cpus, limit, cgroup),
         )
         instance = cls(spec, number, process, cgroup)
         instance._pump = threading.Thread(target=instance._relay_output, daemon=True)
@@ -257,6 +249,23 @@ class Instance:
             self.cgroup.remove()
         if self._pump is not None:
             self._pump.join(timeout=5)
+
+
+def confinement(
+    cpus: list[int], limit_bytes: int, cgroup: MemoryCgroup | None
+) -> Callable[[], None]:
+    """The `preexec_fn` that puts a child into the emulated instance: pinned to `cpus`, held to
+    the memory limit (the cgroup's, or RLIMIT_AS), and killed if the runner dies."""
+
+    def enter_instance() -> None:  # runs in the child, between fork and exec
+        os.sched_setaffinity(0, cpus)
+        if cgroup is not None:
+            cgroup.join()
+        else:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # no orphan if the runner is killed
+
+    return enter_instance
 
 
 def is_ready(url: str) -> bool:

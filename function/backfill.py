@@ -1,0 +1,426 @@
+"""Backfill: OCR what a bucket already holds, as one task of a Cloud Run job.
+
+    python -m function.backfill BUCKET [--prefix P] [--since TIME] [--limit N] [--dry-run]
+
+Finalize events never come for objects uploaded before the trigger existed. A Cloud Run job runs
+this command as N tasks on separate instances, each told CLOUD_RUN_TASK_INDEX and
+CLOUD_RUN_TASK_COUNT (and retried per task). Each task lists the bucket page by page, keeps the
+objects whose name hashes to its index (a stable split: every object belongs to exactly one task,
+the same one on every run) and hands each, one at a time, to `storage.process`: the trigger's own
+routine, so the same result object, compare-and-swap and error results. An object whose result
+already covers its generation costs one metadata read and no download, so a re-run, or a run
+beside the live trigger, writes nothing twice and never replaces a newer result. The
+function's own results are not even listed when they share the bucket.
+
+Memory is what one invocation needs: one listing page and one image at a time. The share is
+listed twice, once to count it (for the ETA; names only, no downloads) and once to work.
+
+Exit status: 0 every object of the share is done (error results and refusals included);
+1 some objects failed in a way a retry can fix (storage errors, out of memory): the job retries
+the task, which skips what is done; 2 bad arguments or a bucket that cannot be listed;
+130/143 stopped by SIGINT/SIGTERM before the share was done (after finishing the object in hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from google.api_core.exceptions import Forbidden, NotFound
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from . import logs, storage
+from .service import Service
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("function.backfill")
+
+PAGE_SIZE = 1000  # objects per listing page: Cloud Storage's maximum
+PROGRESS_SECONDS = 10.0  # a structured progress entry at most this often (and at the end)
+MAX_FAILURES_IN_A_ROW = 10  # storage is down or the instance is broken: let the retry start over
+FAILURES_LISTED = 50  # failed objects named in the final entry (the log has each of them)
+_LISTED_FIELDS = "items(name,generation,contentType,size,updated),nextPageToken"
+
+# Outcomes of `storage.process` (plus `failed`: it raised) and where progress counts them.
+DONE = ("written", "error_written")
+SKIPPED = ("skipped", "duplicate")
+
+
+@dataclass(frozen=True)
+class Task:
+    """This task's place in the job, as Cloud Run jobs set it."""
+
+    index: int = 0
+    count: int = 1
+    attempt: int = 0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Task:
+        try:
+            task = cls(
+                index=int(env.get("CLOUD_RUN_TASK_INDEX", "0")),
+                count=int(env.get("CLOUD_RUN_TASK_COUNT", "1")),
+                attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")),
+            )
+        except ValueError:
+            task = cls(-1, 0)
+        if not 0 <= task.index < task.count:
+            raise SettingsError(
+                "CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_COUNT must be integers with "
+                "0 <= index < count (Cloud Run jobs set them)."
+            )
+        return task
+
+    def owns(self, name: str) -> bool:
+        """Whether the object `name` is this task's: a hash of the name, not the listing order,
+        so the split is even, and the same whatever else the bucket holds."""
+        digest = hashlib.sha256(name.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+
+@dataclass(frozen=True)
+class Options:
+    bucket: str
+    prefix: str = ""
+    since: datetime | None = None
+    limit: int | None = None
+    dry_run: bool = False
+    page_size: int = PAGE_SIZE
+
+
+@dataclass
+class Progress:
+    """Counts of this task's share, with rate and ETA, logged and (in a terminal) drawn."""
+
+    task: Task
+    total: int | None = None
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, object]] = field(default_factory=list)
+    pages: int = 0
+    listing_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    _logged: float = field(default_factory=time.monotonic)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def _sum(self, outcomes: tuple[str, ...]) -> int:
+        return sum(self.outcomes.get(outcome, 0) for outcome in outcomes)
+
+    @property
+    def handled(self) -> int:
+        return sum(self.outcomes.values())
+
+    def fields(self) -> dict[str, object]:
+        elapsed = time.monotonic() - self.started
+        rate = self.handled / elapsed if elapsed > 0 else 0.0
+        remaining = max((self.total or 0) - self.handled, 0)
+        return {
+            "task_index": self.task.index,
+            "task_count": self.task.count,
+            "task_attempt": self.task.attempt,
+            "done": self._sum(DONE),
+            "skipped": self._sum(SKIPPED),
+            "refused": self.outcomes.get("refused", 0),
+            "failed": self.outcomes.get("failed", 0),
+            "pending": self.outcomes.get("pending", 0),  # dry run: what a real run would OCR
+            "handled": self.handled,
+            "total": self.total,
+            "outcomes": dict(self.outcomes),
+            "elapsed_s": round(elapsed, 1),
+            "objects_per_s": round(rate, 3),
+            "eta_s": round(remaining / rate, 1) if rate > 0 and self.total is not None else None,
+            "list_pages": self.pages,
+            "list_ms_per_page": (
+                round(self.listing_seconds / self.pages * 1000, 1) if self.pages else None
+            ),
+        }
+
+    def log(self, message: str, level: int = logging.INFO, force: bool = True, **extra) -> None:
+        if not force and time.monotonic() - self._logged < PROGRESS_SECONDS:
+            return
+        self._logged = time.monotonic()
+        log.log(level, message, extra={"json_fields": {**self.fields(), **extra}})
+
+    def bar(self) -> str:
+        f = self.fields()
+        total = self.total or 0
+        width = 30
+        filled = width * self.handled // total if total else 0
+        eta = f"ETA {f['eta_s']:.0f} s" if f["eta_s"] is not None else ""
+        return (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.handled}/{total}  "
+            f"done {f['done']} skipped {f['skipped']} failed {f['failed']}  "
+            f"{f['objects_per_s']:.2f}/s {eta}"
+        )
+
+
+class Stop:
+    """SIGTERM (Cloud Run stops a task with it, then SIGKILLs 10 s later) or SIGINT: finish the
+    object in hand, write nothing more, exit."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._set)
+
+    def _set(self, signum: int, frame: object) -> None:
+        self.signal = signum
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+def share(
+    options: Options, task: Task, settings: Settings, progress: Progress, stop: Stop
+) -> Iterator[storage.Source]:
+    """This task's objects, in listing order, one page of the listing in memory at a time."""
+    for start, end in _ranges(options.bucket, settings):
+        listing = storage.client().list_blobs(
+            options.bucket,
+            prefix=options.prefix or None,
+            start_offset=start,
+            end_offset=end,
+            page_size=options.page_size,
+            fields=_LISTED_FIELDS,
+            retry=DEFAULT_RETRY,
+            timeout=60,
+        )
+        pages = iter(listing.pages)
+        while not stop:
+            started = time.monotonic()
+            page = next(pages, None)
+            progress.listing_seconds += time.monotonic() - started
+            if page is None:
+                break
+            progress.pages += 1
+            for blob in page:
+                if options.since is not None and (
+                    blob.updated is None or blob.updated < options.since
+                ):
+                    continue
+                if task.owns(blob.name):
+                    yield storage.Source.from_blob(blob)
+
+
+def _ranges(bucket: str, settings: Settings) -> list[tuple[str | None, str | None]]:
+    """Name ranges to list: all of them, except our own results when they share the bucket.
+
+    Results would be skipped anyway (`storage.process`), but listing them could double the
+    listing. OUTPUT_PREFIX ends with "/", so its successor replaces that with "0".
+    """
+    if (settings.output_bucket or bucket) != bucket:
+        return [(None, None)]
+    results = settings.output_prefix
+    return [(None, results), (results[:-1] + chr(ord(results[-1]) + 1), None)]
+
+
+def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
+    """Count this task's share, then process it; the exit status (see the module docstring)."""
+    counting = Progress(task)
+    try:
+        total = 0
+        for _ in share(options, task, service.settings, counting, stop):
+            total += 1
+            if options.limit is not None and total >= options.limit:
+                break
+    except (NotFound, Forbidden) as exc:
+        log.error(
+            "cannot list gs://%s: %s",
+            options.bucket,
+            exc,
+            extra={"json_fields": {"bucket": options.bucket, "error": type(exc).__name__}},
+        )
+        return 2
+    if stop:
+        return _stopped(counting, stop)
+    progress = Progress(task, total=total)
+    progress.log(
+        f"backfill task {task.index}/{task.count}: {total} objects of gs://{options.bucket}/"
+        f"{options.prefix} to {'check (dry run)' if options.dry_run else 'process'}",
+        bucket=options.bucket,
+        prefix=options.prefix,
+        since=options.since.isoformat() if options.since else None,
+        dry_run=options.dry_run,
+        count_seconds=round(time.monotonic() - counting.started, 1),
+        list_ms_per_page=counting.fields()["list_ms_per_page"],
+    )
+    terminal = _Terminal.attach(progress)
+    in_a_row = 0
+    for source in share(options, task, service.settings, progress, stop):
+        if options.limit is not None and progress.handled >= options.limit:
+            break
+        outcome = _one(source, service, task, options.dry_run, progress)
+        progress.count(outcome)
+        in_a_row = in_a_row + 1 if outcome == "failed" else 0
+        terminal.draw()
+        progress.log("backfill progress", force=False)
+        if in_a_row >= MAX_FAILURES_IN_A_ROW:
+            terminal.close()
+            progress.log(
+                f"backfill task {task.index}: {in_a_row} failures in a row; giving up so the "
+                "job retries the task",
+                level=logging.ERROR,
+                failed_objects=progress.failures,
+            )
+            return 1
+        if stop:
+            break
+    terminal.close()
+    if stop and progress.handled < total:  # a stop after the last object changes nothing
+        return _stopped(progress, stop)
+    failed = progress.outcomes.get("failed", 0)
+    progress.log(
+        f"backfill task {task.index}/{task.count} finished: "
+        + ("every object done" if not failed else f"{failed} failed; exit 1 to be retried"),
+        level=logging.ERROR if failed else logging.INFO,
+        failed_objects=progress.failures,
+    )
+    return 1 if failed else 0
+
+
+def _one(source: storage.Source, service: Service, task: Task, dry_run: bool, progress) -> str:
+    """One object through the trigger's routine; its outcome, `failed` if it raised."""
+    fields: dict[str, object] = {"task_index": task.index, "task_attempt": task.attempt}
+    try:
+        with storage.logged(fields):
+            fields["outcome"] = storage.process(source, service, fields, dry_run=dry_run)
+    except Exception:  # logged with its reason by `storage.logged`; the retry will redo it
+        if len(progress.failures) < FAILURES_LISTED:
+            progress.failures.append(
+                {"name": source.name, "error": fields.get("error"), "reason": fields.get("reason")}
+            )
+        return "failed"
+    return str(fields["outcome"])
+
+
+def _stopped(progress: Progress, stop: Stop) -> int:
+    name = signal.Signals(stop.signal).name
+    progress.log(
+        f"backfill task {progress.task.index} stopped by {name}; the object in hand was "
+        "finished, nothing more was written",
+        level=logging.WARNING,
+    )
+    return 128 + int(stop.signal)
+
+
+class _Terminal:
+    """A one-line progress bar on stdout when it is a terminal; log lines clear it first."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._filter = _ClearLine()
+
+    @classmethod
+    def attach(cls, progress: Progress) -> _Terminal:
+        if not sys.stdout.isatty():
+            return cls(None)
+        terminal = cls(progress)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(terminal._filter)
+        return terminal
+
+    def draw(self) -> None:
+        if self._progress is not None:
+            sys.stdout.write("\r" + self._progress.bar() + "\x1b[K")
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self.draw()
+            sys.stdout.write("\n")
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(self._filter)
+            self._progress = None
+
+
+class _ClearLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        sys.stdout.write("\r\x1b[K")
+        sys.stdout.flush()
+        return True
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 date or time; without a zone, UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected an ISO 8601 time such as 2026-11-01 or 2026-11-01T12:00:00Z"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer of at least 1")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="python -m function.backfill",
+        description="OCR the objects a bucket already holds (this task's share of them) into "
+        "the result objects the Cloud Storage trigger writes.",
+    )
+    cli.add_argument("bucket", help="the bucket to read (results go where the trigger's go)")
+    cli.add_argument("--prefix", default="", help="only objects whose name starts with this")
+    cli.add_argument(
+        "--since",
+        type=parse_time,
+        help="only objects updated at or after this time (ISO 8601; UTC unless a zone is given)",
+    )
+    cli.add_argument(
+        "--limit", type=_positive, help="stop after this many objects of this task's share"
+    )
+    cli.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and count as a real run would, but download and write nothing",
+    )
+    cli.add_argument("--page-size", type=_positive, default=PAGE_SIZE, help=argparse.SUPPRESS)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    options = Options(
+        bucket=args.bucket,
+        prefix=args.prefix,
+        since=args.since,
+        limit=args.limit,
+        dry_run=args.dry_run,
+        page_size=min(args.page_size, PAGE_SIZE),
+    )
+    try:
+        settings = Settings.from_env()
+        task = Task.from_env()
+    except SettingsError as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return 2
+    if settings.log_format == "auto" and os.environ.get("CLOUD_RUN_JOB"):
+        settings = dataclasses.replace(settings, log_format="json")  # a job has no K_SERVICE
+    logs.configure(settings)
+    log.setLevel(logging.INFO)  # progress is what a task's log is for, whatever LOG_LEVEL says
+    stop = Stop()
+    service = Service(settings)  # its engine loads on the first object that needs it
+    try:
+        return run(options, task, service, stop)
+    except Exception:  # the listing failed past its retries: the job's retry starts over
+        log.exception("backfill task %d failed; exit 1 to be retried", task.index)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
