@@ -137,25 +137,39 @@ def rendered_inputs() -> list[Input]:
 
 
 class Sampler(threading.Thread):
-    """Reads each worker's RSS every 10 ms into (seconds since start, MB) lists."""
+    """Reads each worker's RSS every 10 ms; keeps (seconds since start, MB) whenever it changed.
+
+    Storing change points only keeps the JSON small over long idle stretches; the curve is a
+    step function through them, exactly what was read.
+    """
 
     def __init__(self, workers: dict[str, int], started: float) -> None:
         super().__init__(daemon=True)
         self.workers, self.started = workers, started
         self.samples: dict[str, list[tuple[float, float]]] = {name: [] for name in workers}
+        self.reads = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            now = time.perf_counter() - self.started
-            for name, pid in list(self.workers.items()):
-                with contextlib.suppress(OSError):  # a dead worker: main() finds its successor
-                    self.samples[name].append((round(now, 3), round(harness.rss_mb(pid), 1)))
+            self.read()
             self.stopping.wait(SAMPLE_SECONDS)
+        self.read()  # the last value, so every curve runs to the end
+
+    def read(self) -> None:
+        now = round(time.perf_counter() - self.started, 3)
+        self.reads += 1
+        for name, pid in list(self.workers.items()):
+            with contextlib.suppress(OSError):  # a dead worker: main() finds its successor
+                mb, kept = round(harness.rss_mb(pid), 1), self.samples[name]
+                if not kept or kept[-1][1] != mb or self.stopping.is_set():
+                    kept.append((now, mb))
 
     def peak(self, name: str, start: float, end: float) -> float:
-        inside = [mb for t, mb in self.samples[name] if start <= t <= end]
-        return max(inside, default=float("nan"))
+        """The largest RSS read between `start` and `end` (carried in from before `start`)."""
+        kept = self.samples[name]
+        before = [mb for t, mb in kept if t < start][-1:]
+        return max(before + [mb for t, mb in kept if start <= t <= end], default=float("nan"))
 
 
 def post(url: str, item: Input) -> tuple[int, dict]:
@@ -278,7 +292,8 @@ def main() -> None:
         },
         "idle": idle,
         "requests": requests_made,
-        "samples": sampler.samples,
+        "samples": sampler.samples,  # (s, MB) change points of reads every SAMPLE_SECONDS
+        "sample_reads": sampler.reads,
     }
     args.out.write_text(json.dumps(result, indent=1))
     plot_path = args.out.with_suffix(".png")
@@ -357,12 +372,13 @@ def plot(result: dict, path: Path) -> None:
     )
     for ax, name in zip(axes[:, 0], names, strict=True):
         samples = result["samples"][name]
-        ax.plot(
+        ax.step(
             [t for t, _ in samples],
             [mb for _, mb in samples],
+            where="post",
             lw=0.8,
             color="tab:blue",
-            label="worker RSS (sampled every 10 ms)",
+            label="worker RSS (read every 10 ms)",
         )
         for r in (r for r in result["requests"] if r["config"] == name):
             ax.axvspan(r["start_s"], r["end_s"], color="tab:orange", alpha=0.15, lw=0)
