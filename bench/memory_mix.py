@@ -349,9 +349,12 @@ def table(result: dict, names: list[str]) -> str:
         )
         idle += [f"{start:.0f}", f"{end:.0f}", f"{end / start - 1:+.0%}"]
     lines += ["| " + " | ".join(maximum) + " |", "| " + " | ".join(idle) + " |"]
+    duration = max(kept[-1][0] for kept in result["samples"].values() if kept)
+    interval_ms = 1000 * duration / max(1, result["sample_reads"])
     notes = (
         f"\npeak MB: the response's memory.peak_rss_mb; sampled MB: the worker's RSS read from "
-        f"outside every {SAMPLE_SECONDS * 1000:.0f} ms during the request; both the maximum over "
+        f"outside every {SAMPLE_SECONDS * 1000:.0f} ms (on average every {interval_ms:.0f} ms "
+        "in this run: a busy machine delays the reads) during the request; both the maximum over "
         f"{result['meta']['rounds']} round(s). CPU s: the worker's utime + stime per request "
         "(median over the rounds). Idle: the worker's RSS "
         f"{SETTLE_SECONDS:.0f} s after start-up and after the last request (and their change)."
@@ -368,7 +371,7 @@ def plot(result: dict, path: Path) -> None:
 
     names = list(result["meta"]["configs"])
     figure, axes = pyplot.subplots(
-        len(names), 1, figsize=(14, 3.2 * len(names) + 2.5), sharex=True, squeeze=False
+        len(names), 1, figsize=(14, 3.2 * len(names) + 2.5), sharex=True, sharey=True, squeeze=False
     )
     for ax, name in zip(axes[:, 0], names, strict=True):
         samples = result["samples"][name]
