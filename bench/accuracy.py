@@ -1,22 +1,62 @@
-"""Accuracy, latency and peak memory on the real evaluation sets, per MAX_SIDE, vs the defaults.
+"""Accuracy, cost and peak memory on the real evaluation sets: configurations vs peers, one run.
 
-    python -m bench.accuracy [--data ../shared/data] [--sets sroie_receipts,...] [--limit N]
+    python -m bench.accuracy [--data ../shared/data] [--sets sroie_receipts,...]
+        [--configs defaults,shipped,tesseract] [--define NAME:KEY=VALUE,...] [--limit N]
 
-Reads the images in place (never copy them into the project) and writes
-bench/results/accuracy.json plus a Markdown table on stdout.
+Every image goes to every configuration of the function (each its own functions-framework
+process) and to Tesseract 5 in turn. Per set, and per page kind on scribe_docs, it reports
+bag-of-characters F1 and reading-order CER (NFKC, whitespace removed), words F1 (bag of
+whitespace-separated words, NFKC, case-insensitive), exact matches (plates: the separator dot
+ignored), median time and CPU seconds per image, and peak RSS. Reads the images in place (never
+copy them into the project); writes raw per-image rows to bench/results/accuracy.json and
+Markdown tables on stdout, progress on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-from bench.harness import CONFIGS, bag_f1, cer, median, normalise, ocr, start
+from bench import harness, setup
+from bench.harness import TESSERACT, mean, median
+from tests import render
 
 SETS = ["sroie_receipts", "scribe_docs", "zh_pdf_docs", "zh_pdf_slides", "cn_plates"]
-CASE_INSENSITIVE = {"sroie_receipts"}
+CASE_INSENSITIVE = {"sroie_receipts"}  # the receipts' ground truth is upper-case
+SEPARATOR_DOTS = "·•・.‧∙⋅"  # a plate's separator: not in cn_plates' ground truth
+IGNORED = {"cn_plates": SEPARATOR_DOTS}
+# Tesseract's language and page segmentation per set (None: its default, automatic layout)
+TESSERACT_SETTINGS: dict[str, tuple[str, int | None]] = {
+    "sroie_receipts": ("eng", None),
+    "scribe_docs": ("eng", None),
+    "zh_pdf_docs": ("chi_sim+eng", None),
+    "zh_pdf_slides": ("chi_sim+eng", None),
+    "cn_plates": ("chi_sim", 7),  # one text line
+}
+# scribe_docs' page kinds, from the name's prefix, SOURCE.md and a look at each page
+PAGE_KINDS = {
+    "multicol": "multi-column",  # papers, magazine, equity research: two or three columns
+    "deposition": "multi-column",  # four transcript pages on one sheet, two columns of text
+    "table": "table",
+    "form": "table",  # a booking report: a grid of labelled fields
+    "chart": "table",  # an organisation chart: a grid of short boxed entries, no reading order
+    "filing": "single column",
+    "singlecol": "single column",
+    "slide": "single column",
+    "receipt": "receipt",
+}
+DEFAULT_CONFIGS = f"defaults,shipped,{TESSERACT}"
+
+
+def page_kind(data_set: str, image: str) -> str | None:
+    """The page kind of a scribe_docs image (e.g. 'deposition_01.png' -> 'multi-column')."""
+    if data_set != "scribe_docs":
+        return None
+    return PAGE_KINDS.get(image.rsplit("_", 1)[0], "other")
 
 
 def images(folder: Path, limit: int | None) -> list[Path]:
@@ -24,73 +64,151 @@ def images(folder: Path, limit: int | None) -> list[Path]:
     return found[:limit] if limit else found
 
 
-def score(data_set: str, truth: str, found: str) -> dict[str, float]:
-    truth, found = normalise(truth), normalise(found)
-    if data_set in CASE_INSENSITIVE:
-        truth, found = truth.lower(), found.lower()
-    return {"cer": cer(truth, found), "bag_f1": bag_f1(truth, found), "exact": truth == found}
+def read(name: str, servers: dict, data_set: str, path: Path, data: bytes) -> harness.Reading:
+    if name == TESSERACT:
+        return harness.read_with_tesseract(path, *TESSERACT_SETTINGS[data_set])
+    return harness.read_with_function(servers[name], data)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared/data")
     parser.add_argument("--sets", default=",".join(SETS))
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--configs",
+        default=DEFAULT_CONFIGS,
+        help=f"comma-separated, of: {', '.join([*harness.CONFIGS, TESSERACT])}",
+    )
+    parser.add_argument(
+        "--define",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="a further configuration (environment on top of the function's defaults); "
+        "it runs too. Repeatable",
+    )
     parser.add_argument("--limit", type=int, default=None, help="images per set")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/accuracy.json")
     args = parser.parse_args()
-    names = args.configs.split(",")
+    defined = [harness.define(spec) for spec in args.define]
+    names = list(dict.fromkeys(harness.config_names(args.configs) + defined))
+    sets = args.sets.split(",")
+    for data_set in sets:
+        if data_set not in SETS or not (args.data / data_set).is_dir():
+            sys.exit(f"no set {data_set!r} in {args.data} (known: {', '.join(SETS)})")
+
+    tesseract_version = None
+    if TESSERACT in names:
+        try:
+            tesseract_version = setup.ensure_tesseract()
+        except setup.SetupError as error:
+            sys.exit(setup.explain(error))
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        servers = start(Path(tmp), names)
+        function_names = [n for n in names if n != TESSERACT]
+        progress(f"starting {len(function_names)} functions-framework process(es)")
+        servers = harness.start(Path(tmp), function_names)
+        warm_up = render.encode(render.page(["Warm up 2026"]).image, "PNG")
+        for server in servers.values():  # first-call costs are not what a page costs
+            harness.ocr(server, warm_up)
+        started = time.monotonic()
         try:
-            for data_set in args.sets.split(","):
-                for path in images(args.data / data_set, args.limit):
+            for data_set in sets:
+                paths = images(args.data / data_set, args.limit)
+                for number, path in enumerate(paths, 1):
                     truth = path.with_suffix(".txt").read_text(encoding="utf-8")
                     data = path.read_bytes()
-                    for name in names:  # side by side: every config sees every image in turn
-                        body = ocr(servers[name], data)
+                    for name in names:  # side by side: every engine sees every image in turn
+                        reading = read(name, servers, data_set, path, data)
+                        scores = harness.score(
+                            truth,
+                            reading.text,
+                            case_insensitive=data_set in CASE_INSENSITIVE,
+                            ignore=IGNORED.get(data_set, ""),
+                        )
                         rows.append(
                             {
                                 "set": data_set,
+                                "kind": page_kind(data_set, path.name),
                                 "image": path.name,
                                 "config": name,
-                                **score(data_set, truth, body["text"]),
-                                "ocr_ms": body["timings_ms"]["total"],
-                                "peak_rss_mb": body["memory"]["peak_rss_mb"],
+                                **scores,
+                                "ms": reading.ms,
+                                "wall_ms": reading.wall_ms,
+                                "cpu_s": reading.cpu_s,
+                                "peak_rss_mb": reading.peak_rss_mb,
+                                **reading.extra,
+                                "text": reading.text,
                             }
                         )
-                    print(f"{data_set}/{path.name}", flush=True)
+                    progress(
+                        f"{data_set} {number}/{len(paths)} {path.name}  "
+                        f"({time.monotonic() - started:.0f} s)"
+                    )
         finally:
             for server in servers.values():
                 server.stop()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=1))
-    print(table(rows, args.sets.split(","), names))
+    meta = {
+        "command": " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "configs": {n: harness.CONFIGS.get(n, TESSERACT_SETTINGS) for n in names},
+        "tesseract": tesseract_version,
+    }
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False))
+    progress(f"wrote {args.out}")
+    print(table(rows, sets, names))
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def groups(rows: list[dict], sets: list[str]) -> list[tuple[str, str, list[dict]]]:
+    """(set, kind, rows): each set whole, then scribe_docs per page kind."""
+    found = []
+    for data_set in sets:
+        mine = [r for r in rows if r["set"] == data_set]
+        found.append((data_set, "all", mine))
+        for kind in dict.fromkeys(r["kind"] for r in mine if r["kind"]):
+            found.append((data_set, kind, [r for r in mine if r["kind"] == kind]))
+    return found
 
 
 def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
     lines = [
-        "| set | config | images | CER (median) | bag F1 (median) | exact | "
-        "OCR ms (median) | peak RSS MB (median / max) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| set | kind | config | images | bag F1 | CER | words F1 | exact | "
+        "ms | CPU s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for data_set in sets:
+    for data_set, kind, mine in groups(rows, sets):
         for name in names:
-            mine = [r for r in rows if r["set"] == data_set and r["config"] == name]
-            if not mine:
+            r = [row for row in mine if row["config"] == name]
+            if not r:
                 continue
-            peaks = [r["peak_rss_mb"] for r in mine]
+
+            def both(key: str, r: list[dict] = r) -> str:
+                values = [row[key] for row in r]
+                return f"{median(values):.3f} / {mean(values):.3f}"
+
+            peaks = [row["peak_rss_mb"] for row in r]
             lines.append(
-                f"| {data_set} | {name} | {len(mine)} | {median([r['cer'] for r in mine]):.3f} | "
-                f"{median([r['bag_f1'] for r in mine]):.3f} | "
-                f"{sum(r['exact'] for r in mine)}/{len(mine)} | "
-                f"{median([r['ocr_ms'] for r in mine]):.0f} | "
+                f"| {data_set} | {kind} | {name} | {len(r)} | {both('bag_f1')} | {both('cer')} | "
+                f"{both('words_f1')} | {sum(row['exact'] for row in r)}/{len(r)} | "
+                f"{median([row['ms'] for row in r]):.0f} | "
+                f"{median([row['cpu_s'] for row in r]):.2f} | "
                 f"{median(peaks):.0f} / {max(peaks):.0f} |"
             )
-    return "\n".join(lines)
+    notes = (
+        "\nbag F1, CER, words F1: median / mean over the images. ms, CPU s: medians per image "
+        "(the function: timings_ms.total and its worker's CPU; Tesseract: its process). "
+        "peak RSS MB: median / max (the function: memory.peak_rss_mb; Tesseract: maxrss)."
+    )
+    return "\n".join(lines) + "\n" + notes
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
-"""What both benchmarks share: servers side by side, one request at a time, and scoring.
+"""What the benchmarks share: the engines side by side, per-request cost from /proc, and scoring.
 
-Each configuration runs as its own real functions-framework process (started like the tests
-start theirs); images are sent to every configuration in turn, so a noisy machine slows all of
-them alike and the ratios measured in one run hold.
+Each configuration of the function runs as its own real functions-framework process (started
+like the tests start theirs); Tesseract 5 runs as a process per image. Every input goes to every
+engine in turn, so a noisy machine slows all of them alike and the ratios measured in one run
+hold. CPU time is the serving process's own (utime + stime from /proc, see proc(5)), not the
+machine's.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import tempfile
 import time
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -18,17 +24,58 @@ from rapidfuzz.distance import Levenshtein
 
 from tests.conftest import Server, start_server
 
+# The function's configurations, by name: environment on top of the function's own defaults.
 CONFIGS: dict[str, dict[str, str]] = {
-    # rapidocr-onnxruntime's own settings: detector upscaling to 736 px, angle classifier on
+    # rapidocr-onnxruntime's own settings at full resolution: detector upscaling to 736 px,
+    # angle classifier on
     "defaults": {"MEMORY_OPTIMIZATION": "false", "USE_ANGLE_CLS": "true"},
+    "shipped": {},  # whatever the function ships with: no environment at all
     "max_side_1280": {"MAX_SIDE": "1280"},
-    "max_side_1600": {"MAX_SIDE": "1600"},  # the shipped default
+    "max_side_1600": {"MAX_SIDE": "1600"},  # the shipped default until issue 12
     "max_side_2000": {"MAX_SIDE": "2000"},
     "max_side_1600_cls": {"MAX_SIDE": "1600", "USE_ANGLE_CLS": "true"},
 }
+TESSERACT = "tesseract"  # the peer: not a configuration of the function
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def define(spec: str) -> str:
+    """Add a configuration from `NAME:KEY=VALUE,KEY=VALUE` (the command lines' --define)."""
+    name, _, settings = spec.partition(":")
+    if not name or name == TESSERACT or not all("=" in item for item in settings.split(",")):
+        raise ValueError(f"--define wants NAME:KEY=VALUE[,KEY=VALUE...], not {spec!r}")
+    CONFIGS[name] = dict(item.split("=", 1) for item in settings.split(",") if item)
+    return name
+
+
+def config_names(names: str) -> list[str]:
+    """Comma-separated names, each a known configuration or the Tesseract peer."""
+    chosen = [n for n in names.split(",") if n]
+    unknown = [n for n in chosen if n not in CONFIGS and n != TESSERACT]
+    if unknown:
+        known = ", ".join([*CONFIGS, TESSERACT])
+        raise SystemExit(f"unknown configuration(s) {unknown}; known: {known} (or --define)")
+    return chosen
+
+
+# --- the engines --------------------------------------------------------------------------
+
+
+@dataclass
+class Reading:
+    """One image read by one engine: the text and what it cost."""
+
+    text: str
+    ms: float  # the function's own timings_ms.total; Tesseract's process wall time
+    wall_ms: float  # as the client saw it
+    cpu_s: float  # the serving process's utime + stime for this request
+    peak_rss_mb: float  # the function's memory.peak_rss_mb; Tesseract's maxrss
+    extra: dict = field(default_factory=dict)
 
 
 def start(tmp: Path, names: list[str]) -> dict[str, Server]:
+    """One functions-framework process per configuration, engine loaded."""
     base = {"ENABLE_GC_AFTER_REQUEST": "true", "LOG_LEVEL": "WARNING"}
     return {name: start_server(tmp, **base, **CONFIGS[name]) for name in names}
 
@@ -44,19 +91,93 @@ def ocr(server: Server, data: bytes) -> dict:
     return {**response.json(), "wall_ms": round(wall_ms, 1)}
 
 
+def read_with_function(server: Server, data: bytes) -> Reading:
+    """OCR through the function over HTTP, with the worker's CPU time around the request."""
+    worker = server.worker_pid()
+    cpu_before = cpu_seconds(worker)
+    body = ocr(server, data)
+    extra = {"lines": len(body.get("lines", []))}
+    if "blocks" in body:  # newer responses group lines into blocks (issue 8)
+        extra["blocks"] = len(body["blocks"])
+    return Reading(
+        text=body["text"],
+        ms=body["timings_ms"]["total"],
+        wall_ms=body["wall_ms"],
+        cpu_s=round(cpu_seconds(worker) - cpu_before, 3),
+        peak_rss_mb=body["memory"]["peak_rss_mb"],
+        extra=extra,
+    )
+
+
+def read_with_tesseract(path: Path, language: str, psm: int | None = None) -> Reading:
+    """`tesseract FILE stdout -l LANG [--psm N]`; CPU and peak RSS of that child from wait4(2).
+
+    One OpenMP thread (OMP_THREAD_LIMIT=1), Tesseract's own advice for throughput: on a
+    shared 2-core machine its threads otherwise spin and double its CPU time for no gain.
+    """
+    command = ["tesseract", str(path), "stdout", "-l", language]
+    if psm is not None:
+        command += ["--psm", str(psm)]
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(child.pid, 0)  # Popen.wait would not give the rusage
+        wall_ms = round((time.perf_counter() - started) * 1000, 1)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0), stderr.seek(0)
+        text = stdout.read().decode(errors="replace")
+        errors = stderr.read().decode(errors="replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {errors}")
+    return Reading(
+        text=text,
+        ms=wall_ms,
+        wall_ms=wall_ms,
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),  # kilobytes on Linux
+    )
+
+
+# --- /proc --------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (proc(5): fields 14 and 15 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now (proc(5): the second field of /proc/PID/statm)."""
+    resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return resident_pages * PAGE_BYTES / 2**20
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
 def normalise(text: str) -> str:
     """The data sets' suggested scoring: NFKC, no whitespace."""
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
+def words(text: str) -> list[str]:
+    """Whitespace-separated words after NFKC, lower-cased: a glued pair is one (wrong) word."""
+    return unicodedata.normalize("NFKC", text).lower().split()
+
+
 def cer(truth: str, found: str) -> float:
-    """Character error rate in reading order."""
+    """Character error rate in reading order (of already normalised strings)."""
     return Levenshtein.distance(truth, found) / max(1, len(truth))
 
 
-def bag_f1(truth: str, found: str) -> float:
-    """Order-insensitive F1 over character counts (table and column order do not count)."""
+def bag_f1(truth: str | list[str], found: str | list[str]) -> float:
+    """Order-insensitive F1 over counts of characters (or of words, given lists)."""
     t, f = Counter(truth), Counter(found)
+    if not t and not f:
+        return 1.0
     common = sum((t & f).values())
     if not common:
         return 0.0
@@ -64,5 +185,27 @@ def bag_f1(truth: str, found: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def score(truth: str, found: str, case_insensitive: bool = False, ignore: str = "") -> dict:
+    """CER, bag-of-characters F1, words F1 and exact match of one image.
+
+    `ignore`: characters dropped from what was found before scoring (the plates' separator
+    dot, which their ground truth leaves out). Words are always compared case-insensitively.
+    """
+    found = found.translate({ord(c): None for c in ignore})
+    chars_t, chars_f = normalise(truth), normalise(found)
+    if case_insensitive:
+        chars_t, chars_f = chars_t.lower(), chars_f.lower()
+    return {
+        "cer": round(cer(chars_t, chars_f), 4),
+        "bag_f1": round(bag_f1(chars_t, chars_f), 4),
+        "words_f1": round(bag_f1(words(truth), words(found)), 4),
+        "exact": chars_t == chars_f,
+    }
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 3) if values else float("nan")
+
+
+def mean(values: list[float]) -> float:
+    return round(statistics.fmean(values), 3) if values else float("nan")
