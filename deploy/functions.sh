@@ -96,7 +96,7 @@ deploy() {
 }
 
 url() {
-  gcloud functions describe "$HTTP_FUNCTION" --gen2 --project="$PROJECT" --region="$REGION" \
+  gcloud functions describe "$HTTP_FUNCTION" --project="$PROJECT" --region="$REGION" \
     --format="value(serviceConfig.uri)"
 }
 

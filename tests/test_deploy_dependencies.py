@@ -159,24 +159,35 @@ print("probe: cv2", cv2.__version__, cv2.__file__)
 """
 
 
-@linux_only
-@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux's unshare")
-def test_function_reads_text_with_the_missing_libraries_hidden(deployed: Path, tmp_path: Path):
-    files, sonames = hidden_libraries(run_image_sonames())
+needs_unshare = pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
+
+
+def hidden(tmp_path: Path, python: Path, code: str, *then: str) -> list[str]:
+    """A command: in a private mount namespace, hide every library the run image lacks, run
+    `python -c code`, and if that succeeded exec `then`."""
+    files, _ = hidden_libraries(run_image_sonames())
     assert files, "ldconfig listed no library to hide"
     list_file = tmp_path / "hidden.txt"
     list_file.write_text("".join(f"{path}\n" for path in files))
     user_namespace = [] if os.geteuid() == 0 else ["--map-root-user"]
+    return [
+        "unshare", *user_namespace, "--mount", "--propagation", "private",
+        "sh", "-c", HIDE_THEN_RUN, "sh", str(list_file), str(python), code, *then,
+    ]  # fmt: skip
+
+
+@linux_only
+@needs_unshare
+def test_function_reads_text_with_the_missing_libraries_hidden(deployed: Path, tmp_path: Path):
     port = free_port()
     log_path = tmp_path / "function.log"
     environment = {k: v for k, v in os.environ.items() if k not in ("K_SERVICE", "WORKERS")}
     environment.update({"LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
-    command = [
-        "unshare", *user_namespace, "--mount", "--propagation", "private",
-        "sh", "-c", HIDE_THEN_RUN, "sh", str(list_file), str(deployed / "bin/python"), PROBE,
+    command = hidden(
+        tmp_path, deployed / "bin/python", PROBE,
         str(deployed / "bin/functions-framework"), "--target=ocr", "--host=127.0.0.1",
         f"--port={port}",
-    ]  # fmt: skip
+    )  # fmt: skip
     process = subprocess.Popen(
         command, cwd=ROOT, env=environment, stdout=log_path.open("wb"), stderr=subprocess.STDOUT
     )
@@ -196,8 +207,31 @@ def test_function_reads_text_with_the_missing_libraries_hidden(deployed: Path, t
             assert "".join(line.split()).lower() in got, response.json()["text"]
     finally:
         server.stop()
-    hidden_here = {name for name in GUI_LIBRARIES if name in sonames}
-    print(f"hid {len(files)} library files; GUI libraries present and hidden: {hidden_here}")
+
+
+@linux_only
+@needs_unshare
+def test_the_gui_build_fails_to_import_with_the_same_libraries_hidden(
+    deployed: Path, tmp_path: Path
+):
+    """The control: what the issue is about. opencv-python's cv2 cannot load there."""
+    headless = distributions(deployed)["opencv-python-headless"]["version"]
+    gui_env = tmp_path / "gui"
+    venv.create(gui_env, with_pip=True)
+    python = gui_env / "bin/python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         f"opencv-python=={headless}", "numpy"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    outside = subprocess.run([str(python), "-c", "import cv2"], capture_output=True, text=True)
+    assert outside.returncode == 0, outside.stderr  # it works on this machine...
+    inside = subprocess.run(
+        hidden(tmp_path, python, "import cv2", "true"), capture_output=True, text=True
+    )
+    assert inside.returncode != 0  # ...and not without the libraries the run image lacks
+    assert "ImportError" in inside.stderr
+    assert any(name.split(".so")[0] in inside.stderr for name in GUI_LIBRARIES), inside.stderr
 
 
 def wait_until_loaded(server: Server, seconds: float = 90) -> None:
