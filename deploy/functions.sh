@@ -47,9 +47,10 @@ bucket() { # NAME: create the bucket in REGION unless it exists
 }
 
 deploy() {
-  gcloud services enable cloudfunctions.googleapis.com run.googleapis.com \
-    cloudbuild.googleapis.com artifactregistry.googleapis.com eventarc.googleapis.com \
-    pubsub.googleapis.com storage.googleapis.com logging.googleapis.com --project="$PROJECT"
+  gcloud services enable artifactregistry.googleapis.com cloudbuild.googleapis.com \
+    cloudfunctions.googleapis.com eventarc.googleapis.com iam.googleapis.com \
+    logging.googleapis.com pubsub.googleapis.com run.googleapis.com storage.googleapis.com \
+    --project="$PROJECT"
 
   service_account ocr-runtime "OCR functions at run time"
   service_account ocr-trigger "Eventarc trigger of the OCR storage function"

@@ -166,6 +166,16 @@ def test_sizes_agree_between_gcloud_terraform_and_the_function():
     assert settings.memory_attention_mb < settings.memory_warning_mb < memory_mib
 
 
+def test_gcloud_and_terraform_enable_the_same_apis():
+    script = SCRIPT.read_text().replace("\\\n", " ")
+    enabled = set(re.search(r"gcloud services enable ([^\n]*)", script).group(1).split())
+    apis = resources("google_project_service")["apis"]["for_each"]
+    assert {"run.googleapis.com", "eventarc.googleapis.com", "iam.googleapis.com"} <= enabled
+    assert {a for a in enabled if a.endswith(".googleapis.com")} == set(
+        re.findall(r'"([a-z]+\.googleapis\.com)"', str(apis))
+    )
+
+
 def gcloud_commands() -> list[tuple[str, set[str]]]:
     """(command, flags) of every gcloud call in deploy/functions.sh."""
     text = SCRIPT.read_text().replace("\\\n", " ")

@@ -42,6 +42,7 @@ resource "google_project_service" "apis" {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "eventarc.googleapis.com",
+    "iam.googleapis.com",
     "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
@@ -92,11 +93,13 @@ resource "google_storage_bucket" "output" {
 resource "google_service_account" "runtime" {
   account_id   = "ocr-runtime"
   display_name = "OCR functions at run time"
+  depends_on   = [google_project_service.apis]
 }
 
 resource "google_service_account" "trigger" {
   account_id   = "ocr-trigger"
   display_name = "Eventarc trigger of the OCR storage function"
+  depends_on   = [google_project_service.apis]
 }
 
 # The functions read uploads and write (and replace) results; nothing else.
