@@ -217,13 +217,14 @@ def test_the_gui_build_fails_to_import_with_the_same_libraries_hidden(
     deployed: Path, tmp_path: Path
 ):
     """The control: what the issue is about. opencv-python's cv2 cannot load there."""
-    headless = distributions(deployed)["opencv-python-headless"]["version"]
+    dists = distributions(deployed)
+    headless, numpy = dists["opencv-python-headless"]["version"], dists["numpy"]["version"]
     gui_env = tmp_path / "gui"
     venv.create(gui_env, with_pip=True)
     python = gui_env / "bin/python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"opencv-python=={headless}", "numpy"],
+         f"opencv-python=={headless}", f"numpy=={numpy}"],
         check=True, capture_output=True,
     )  # fmt: skip
     outside = subprocess.run([str(python), "-c", "import cv2"], capture_output=True, text=True)
