@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy both functions to Cloud Run functions (gen2) with gcloud, from the repository root.
 #
-#   PROJECT=my-project deploy/functions.sh deploy      # APIs, buckets, accounts, IAM, both functions
+#   PROJECT=my-project deploy/functions.sh deploy      # APIs, buckets, accounts, IAM, functions
 #   PROJECT=my-project deploy/functions.sh url         # the HTTP function's URL
 #   PROJECT=my-project deploy/functions.sh revisions ocr          # a function's revisions
 #   PROJECT=my-project deploy/functions.sh rollback ocr REVISION  # all traffic to that revision
@@ -80,7 +80,8 @@ deploy() {
   storage_env="$(mktemp)"
   trap 'rm -f "$storage_env"' EXIT
   cat "$ENV_FILE" >"$storage_env"
-  printf 'OUTPUT_BUCKET: "%s"\nOUTPUT_PREFIX: "%s"\n' "$OUTPUT_BUCKET" "$OUTPUT_PREFIX" >>"$storage_env"
+  printf 'OUTPUT_BUCKET: "%s"\nOUTPUT_PREFIX: "%s"\n' "$OUTPUT_BUCKET" "$OUTPUT_PREFIX" \
+    >>"$storage_env"
   gcloud functions deploy "$STORAGE_FUNCTION" --gen2 --project="$PROJECT" --region="$REGION" \
     --runtime="$RUNTIME" --source=. --entry-point=ocr_storage \
     --trigger-event-filters="type=google.cloud.storage.object.v1.finalized" \

@@ -49,13 +49,13 @@ variable "output_prefix" {
 }
 
 variable "memory" {
-  description = "Memory of each instance: the function's measured peak plus headroom (README \"Deploy\")."
+  description = "Memory of each instance: the measured peak plus headroom (README: Deploy)."
   type        = string
   default     = "1Gi"
 }
 
 variable "cpu" {
-  description = "vCPUs of each instance. At least 1: below that the platform serves one request at a time."
+  description = "vCPUs of each instance. At least 1: below, one request per instance at a time."
   type        = string
   default     = "1"
 }
