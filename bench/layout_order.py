@@ -1,0 +1,132 @@
+"""Reading-order CER of the layout step vs the engine's own order, per page of scribe_docs.
+
+    python -m bench.layout_order [--data ../shared/data] [--cache DIR] [--set scribe_docs]
+
+The engine runs in-process (function.settings.Settings() defaults, decoded as function.pipeline
+decodes) once per image; its lines are cached in a temporary directory keyed by the image's
+bytes and the settings, so iterating on function/layout.py re-runs only the layout. Each page's
+text is scored twice against its ground truth: in the engine's order (top to bottom, left to
+right across the whole page: what the function returns today) and in `layout.arrange`'s order
+(blocks in reading order, lines in order within each block). The ground truth's own line order
+comes from a Tesseract-based tool, so it favours Tesseract's way of splitting blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.harness import cer, normalise
+from function.layout import arrange, hull
+from function.settings import Settings
+
+KINDS = {"multicol": "multi-column", "deposition": "multi-column", "table": "table"}
+
+
+def kind(name: str) -> str:
+    return KINDS.get(name.split("_")[0], "other")
+
+
+def cached_lines(path: Path, settings: Settings, cache: Path, engine) -> list[dict]:
+    """The engine's lines for `path` as [{"box": 4 corners in original pixels, "text"}]."""
+    data = path.read_bytes()
+    key = hashlib.sha256(data + json.dumps(asdict(settings), default=str).encode()).hexdigest()
+    cached = cache / f"{path.stem}-{key[:16]}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    from function.images import decode
+
+    image = decode(data, max_side=settings.max_side, max_pixels=settings.max_pixels)
+    started = time.perf_counter()
+    found = engine(image.bgr)
+    lines = [
+        {"box": [image.to_original(x, y) for x, y in box], "text": text}
+        for box, text, _score in found
+    ]
+    print(f"  OCR {path.name}: {len(lines)} lines in {time.perf_counter() - started:.1f} s")
+    cache.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(lines))
+    return lines
+
+
+def laid_out_text(lines: list[dict]) -> tuple[str, int]:
+    """The text as the pipeline returns it: lines joined by newlines, blocks by blank lines."""
+    blocks = arrange([hull(line["box"]) for line in lines])
+    text = "\n\n".join("\n".join(lines[i]["text"] for i in block.lines) for block in blocks)
+    return text, len(blocks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    parser.add_argument("--set", default="scribe_docs")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "layout-ocr")
+    args = parser.parse_args()
+
+    from function.engine import Engine
+
+    settings = Settings()
+    engine = Engine(settings)
+    folder = args.data / args.set
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    rows = []
+    for path in paths:
+        lines = cached_lines(path, settings, args.cache, engine)
+        truth = normalise(path.with_suffix(".txt").read_text(encoding="utf-8"))
+        today = normalise("\n".join(line["text"] for line in lines))
+        started = time.perf_counter()
+        text, blocks = laid_out_text(lines)
+        layout_ms = (time.perf_counter() - started) * 1000
+        rows.append(
+            {
+                "page": path.stem,
+                "kind": kind(path.stem),
+                "lines": len(lines),
+                "blocks": blocks,
+                "today": cer(truth, today),
+                "layout": cer(truth, normalise(text)),
+                "ms": layout_ms,
+            }
+        )
+    print(table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    out = [
+        "| page | kind | lines | blocks | CER today | CER layout | layout ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        flag = " (worse)" if r["layout"] > r["today"] + 1e-9 else ""
+        out.append(
+            f"| {r['page']} | {r['kind']} | {r['lines']} | {r['blocks']} | {r['today']:.3f} | "
+            f"{r['layout']:.3f}{flag} | {r['ms']:.1f} |"
+        )
+    groups = {"all pages": rows}
+    for name in ("multi-column", "table", "other"):
+        groups[name] = [r for r in rows if r["kind"] == name]
+    out.append("")
+    out.append("| pages | n | CER today (mean / median) | CER layout (mean / median) | worse |")
+    out.append("|---|---|---|---|---|")
+    for name, group in groups.items():
+        if not group:
+            continue
+        today = [r["today"] for r in group]
+        mine = [r["layout"] for r in group]
+        worse = sum(r["layout"] > r["today"] + 1e-9 for r in group)
+        out.append(
+            f"| {name} | {len(group)} | {statistics.mean(today):.3f} / "
+            f"{statistics.median(today):.3f} | {statistics.mean(mine):.3f} / "
+            f"{statistics.median(mine):.3f} | {worse} |"
+        )
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()

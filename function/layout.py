@@ -1,0 +1,236 @@
+"""Lay out: group recognised lines into blocks and order them the way the page reads.
+
+The engine returns lines top to bottom, left to right across the whole page, which interleaves
+the columns of a two-column paper or a deposition transcript. This is a recursive XY-cut on the
+lines' boxes, column first:
+
+1. A *gutter* is an empty vertical strip, at least `GUTTER` line heights wide, with lines on
+   both sides. It splits a region into columns, read left column first, when the two sides are
+   really columns: their lines do not share rows (columns of different line pitch), or both are
+   prose (wide lines on a common baseline grid), or the left side is a margin of short labels
+   beside prose (a transcript's line numbers). Anything else with shared rows is a table or a
+   receipt, read row by row.
+2. A strip that a few wide lines cross (a heading or a footer spanning the columns) still counts:
+   the region is cut above and below those lines, so a heading comes before the columns it heads.
+3. Otherwise the region is cut where all its lines leave a vertical gap of `PARAGRAPH` line
+   heights (paragraphs, table sections).
+4. A region with none of these is one block: its rows top to bottom, each row left to right, so a
+   receipt's "TOTAL" and "42.50" stay on one row.
+
+All thresholds are multiples of the median line height, so the result does not depend on the
+image's resolution. Boxes are axis-aligned hulls; the row tests allow for a slight skew.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pixels
+
+GUTTER = 0.9  # narrowest column gap, in line heights
+PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
+SAME_ROW = 0.3  # largest offset between the centres of two lines of one row, in line heights
+ALIGNED = 0.6  # share of lines with a partner on the same row that makes two sides a table
+PROSE = 8.0  # median width of the lines of a prose column, in line heights
+LABEL = 2.5  # widest line-number label of a margin column, in line heights
+SKEW = 0.015  # tolerated drift of a row's centre per pixel across (about 0.9 degrees) ...
+MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
+
+
+@dataclass(frozen=True)
+class Block:
+    lines: tuple[int, ...]  # indices into the input, in reading order within the block
+    box: Box  # hull of its lines
+
+
+def hull(points: Iterable[Sequence[float]]) -> Box:
+    """The axis-aligned hull of a line's corner points."""
+    points = list(points)
+    xs = [float(p[0]) for p in points]
+    ys = [float(p[1]) for p in points]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def arrange(boxes: Sequence[Box]) -> list[Block]:
+    """Blocks in reading order; every input index appears in exactly one block."""
+    if not boxes:
+        return []
+    page = _Page([_normalised(box) for box in boxes])
+    return [
+        Block(lines=tuple(group), box=_hull_of(page.boxes[i] for i in group))
+        for group in page.read(list(range(len(boxes))))
+    ]
+
+
+def _normalised(box: Box) -> Box:
+    left, top, right, bottom = (float(v) if v == v else 0.0 for v in box)  # NaN -> 0
+    return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+
+
+def _hull_of(boxes: Iterable[Box]) -> Box:
+    boxes = list(boxes)
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+class _Page:
+    """The boxes of one page and the line height every threshold is relative to."""
+
+    def __init__(self, boxes: list[Box]) -> None:
+        self.boxes = boxes
+        heights = [b[3] - b[1] for b in boxes if b[3] > b[1]]
+        self.height = statistics.median(heights) if heights else 1.0
+
+    def read(self, region: list[int]) -> list[list[int]]:
+        """The blocks of `region` in reading order."""
+        if len(region) > 1:
+            for split in (self._columns, self._bands):
+                parts = split(region)
+                if parts:
+                    return [block for part in parts for block in self.read(part)]
+        return [self._rows_in_order(region)]
+
+    # -- step 1 and 2: columns, possibly crossed by a few spanning lines ----------------------
+
+    def _columns(self, region: list[int]) -> list[list[int]] | None:
+        """Columns left to right, or bands around spanning lines, or None."""
+        best = None
+        for left, right, crossing in self._gutters(region):
+            if not self._are_columns(left, right):
+                continue
+            if len(crossing) > max(0, min(len(left), len(right)) // 3):
+                continue
+            key = (-min(len(left), len(right)), len(crossing))
+            if best is None or key < best[0]:
+                best = (key, left, right, crossing)
+        if best is None:
+            return None
+        _key, left, right, crossing = best
+        if not crossing:
+            return [left, right]
+        return self._cut_around(region, crossing)
+
+    def _gutters(self, region: list[int]) -> Iterable[tuple[list[int], list[int], list[int]]]:
+        """Empty or nearly empty vertical strips: (lines left, lines right, lines across)."""
+        boxes = self.boxes
+        # Sweep the x axis: which lines cover each interval between consecutive box edges.
+        events = sorted(
+            [(boxes[i][0], 1, i) for i in region] + [(boxes[i][2], 0, i) for i in region]
+        )
+        strips: list[tuple[float, float, frozenset[int]]] = []
+        active: set[int] = set()
+        for k, (x, starts, i) in enumerate(events):
+            if starts:
+                active.add(i)
+            else:
+                active.discard(i)
+            if k + 1 < len(events) and events[k + 1][0] > x:
+                strips.append((x, events[k + 1][0], frozenset(active)))
+        seen = set()
+        for allowed in range(4):
+            runs: list[list[tuple[float, float, frozenset[int]]]] = [[]]
+            for strip in strips:
+                if len(strip[2]) <= allowed:
+                    runs[-1].append(strip)
+                elif runs[-1]:
+                    runs.append([])
+            for run in runs:
+                if not run or run[-1][1] - run[0][0] < GUTTER * self.height:
+                    continue
+                x0, x1 = run[0][0], run[-1][1]
+                across = frozenset().union(*(strip[2] for strip in run))
+                if (x0, x1, across) in seen:
+                    continue
+                seen.add((x0, x1, across))
+                left = [i for i in region if boxes[i][2] <= x0 and i not in across]
+                right = [i for i in region if boxes[i][0] >= x1 and i not in across]
+                if left and right:
+                    yield left, right, sorted(across)
+
+    def _are_columns(self, left: list[int], right: list[int]) -> bool:
+        """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
+        fewer, more = (left, right) if len(left) <= len(right) else (right, left)
+        partnered = sum(self._has_row_partner(i, more) for i in fewer)
+        if partnered < ALIGNED * len(fewer):
+            return True  # lines on different rows: independent columns
+        if self._prose(left) and self._prose(right):
+            return True  # prose on a common baseline grid: pages or columns side by side
+        labels = all(self._width(i) <= LABEL for i in left)
+        return labels and len(left) >= 3 and self._prose(right)
+
+    def _has_row_partner(self, i: int, others: list[int]) -> bool:
+        a = self.boxes[i]
+        centre = (a[1] + a[3]) / 2
+        for j in others:
+            b = self.boxes[j]
+            distance = max(b[0] - a[2], a[0] - b[2], 0.0)
+            tolerance = min(SAME_ROW + SKEW * distance / self.height, MAX_DRIFT) * self.height
+            if abs((b[1] + b[3]) / 2 - centre) <= tolerance:
+                return True
+        return False
+
+    def _width(self, i: int) -> float:
+        return (self.boxes[i][2] - self.boxes[i][0]) / self.height
+
+    def _prose(self, region: list[int]) -> bool:
+        """Whether most of a side's text is in wide lines (a few labels or numbers aside)."""
+        widths = sorted(self._width(i) for i in region)
+        return widths[(len(widths) * 3) // 4] >= PROSE
+
+    def _cut_around(self, region: list[int], crossing: list[int]) -> list[list[int]] | None:
+        """Bands above, beside and below the spanning lines, top to bottom."""
+        boxes = self.boxes
+        spans = sorted((boxes[i][1], boxes[i][3]) for i in crossing)
+        merged: list[list[float]] = []
+        for top, bottom in spans:
+            if merged and top <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], bottom)
+            else:
+                merged.append([top, bottom])
+        # Band 2k+1 is the k-th spanning run; 2k the space above it.
+        bands: list[list[int]] = [[] for _ in range(2 * len(merged) + 1)]
+        for i in region:
+            centre = (boxes[i][1] + boxes[i][3]) / 2
+            band = 2 * len(merged)
+            for k, (top, bottom) in enumerate(merged):
+                if i in crossing and top <= boxes[i][1] <= bottom or top <= centre <= bottom:
+                    band = 2 * k + 1
+                    break
+                if centre < top:
+                    band = 2 * k
+                    break
+            bands[band].append(i)
+        parts = [band for band in bands if band]
+        return parts if len(parts) > 1 else None
+
+    # -- step 3: bands separated by a wide vertical gap ---------------------------------------
+
+    def _bands(self, region: list[int]) -> list[list[int]] | None:
+        boxes = self.boxes
+        order = sorted(region, key=lambda i: boxes[i][1])
+        parts = [[order[0]]]
+        bottom = boxes[order[0]][3]
+        for i in order[1:]:
+            if boxes[i][1] - bottom >= PARAGRAPH * self.height:
+                parts.append([])
+            parts[-1].append(i)
+            bottom = max(bottom, boxes[i][3])
+        return parts if len(parts) > 1 else None
+
+    # -- step 4: one block, row by row -------------------------------------------------------
+
+    def _rows_in_order(self, region: list[int]) -> list[int]:
+        boxes = self.boxes
+        rows: list[list[int]] = []
+        for i in sorted(region, key=lambda i: (boxes[i][1] + boxes[i][3]) / 2):
+            if rows and self._has_row_partner(i, rows[-1]):
+                rows[-1].append(i)
+            else:
+                rows.append([i])
+        return [i for row in rows for i in sorted(row, key=lambda i: boxes[i][0])]
