@@ -31,11 +31,11 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pi
 
 GUTTER = 0.9  # narrowest column gap, in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
-SAME_ROW = 0.3  # largest offset between the centres of two lines of one row, in line heights
+SAME_ROW = 0.25  # largest offset between the centres of two lines of one row, in line heights
 ALIGNED = 0.6  # share of lines with a partner on the same row that makes two sides a table
 PROSE = 8.0  # median width of the lines of a prose column, in line heights
 LABEL = 2.5  # widest line-number label of a margin column, in line heights
-SKEW = 0.015  # tolerated drift of a row's centre per pixel across (about 0.9 degrees) ...
+SKEW = 0.005  # tolerated drift of a row's centre per pixel across (about 0.3 degrees) ...
 MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
 
 
@@ -155,23 +155,23 @@ class _Page:
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
-        fewer, more = (left, right) if len(left) <= len(right) else (right, left)
-        partnered = sum(self._has_row_partner(i, more) for i in fewer)
-        if partnered < ALIGNED * len(fewer):
-            return True  # lines on different rows: independent columns
+        for side, other in ((left, right), (right, left)):
+            if sum(self._has_row_partner(i, other) for i in side) < ALIGNED * len(side):
+                return True  # most lines of a side on rows of their own: independent columns
         if self._prose(left) and self._prose(right):
             return True  # prose on a common baseline grid: pages or columns side by side
         labels = all(self._width(i) <= LABEL for i in left)
         return labels and len(left) >= 3 and self._prose(right)
 
     def _has_row_partner(self, i: int, others: list[int]) -> bool:
+        """Whether one of `others` shares a row with line `i` (a small skew allowed)."""
         a = self.boxes[i]
         centre = (a[1] + a[3]) / 2
         for j in others:
             b = self.boxes[j]
             distance = max(b[0] - a[2], a[0] - b[2], 0.0)
-            tolerance = min(SAME_ROW + SKEW * distance / self.height, MAX_DRIFT) * self.height
-            if abs((b[1] + b[3]) / 2 - centre) <= tolerance:
+            drift = min(SAME_ROW + SKEW * distance / self.height, MAX_DRIFT) * self.height
+            if abs((b[1] + b[3]) / 2 - centre) <= drift:
                 return True
         return False
 
