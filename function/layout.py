@@ -24,6 +24,7 @@ image's resolution. Boxes are axis-aligned hulls; the row tests allow for a slig
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ ALIGNED = 0.6  # share of lines with a partner on the same row that makes two si
 PROSE = 8.0  # median width of the lines of a prose column, in line heights
 LABEL = 2.5  # widest line-number label of a margin column, in line heights
 SKEW = 0.005  # tolerated drift of a row's centre per pixel across (about 0.3 degrees) ...
+CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
 MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
 
 
@@ -101,23 +103,43 @@ class _Page:
     def _columns(self, region: list[int]) -> list[list[int]] | None:
         """Columns left to right, or bands around spanning lines, or None."""
         best = None
-        for left, right, crossing in self._gutters(region):
+        for gutter, left, right, crossing in self._gutters(region):
+            if len(crossing) > min(len(left), len(right)) // 2:
+                continue  # the strip is between words of many lines, not between columns
             if not self._are_columns(left, right):
-                continue
-            if len(crossing) > max(0, min(len(left), len(right)) // 3):
                 continue
             key = (-min(len(left), len(right)), len(crossing))
             if best is None or key < best[0]:
-                best = (key, left, right, crossing)
+                best = (key, gutter, left, right, crossing)
         if best is None:
             return None
-        _key, left, right, crossing = best
-        if not crossing:
+        _key, (x0, x1), left, right, crossing = best
+        # A crossing line with lines of the columns beside it is two columns' lines that the
+        # detector ran together: it stays in the column where most of it is. One with nothing
+        # beside it spans the columns (a heading, a footer): the columns are read around it.
+        spanning = []
+        for i in crossing:
+            box = self.boxes[i]
+            if not any(self._overlap_rows(i, j) for j in (*left, *right)):
+                spanning.append(i)
+            elif x0 - box[0] >= box[2] - x1:
+                left.append(i)
+            else:
+                right.append(i)
+        if not spanning:
             return [left, right]
-        return self._cut_around(region, crossing)
+        return self._cut_around(region, spanning)
 
-    def _gutters(self, region: list[int]) -> Iterable[tuple[list[int], list[int], list[int]]]:
-        """Empty or nearly empty vertical strips: (lines left, lines right, lines across)."""
+    def _overlap_rows(self, i: int, j: int) -> bool:
+        """Whether lines i and j overlap by half the smaller one's height or more."""
+        a, b = self.boxes[i], self.boxes[j]
+        overlap = min(a[3], b[3]) - max(a[1], b[1])
+        return overlap > 0 and overlap >= 0.5 * min(a[3] - a[1], b[3] - b[1])
+
+    def _gutters(
+        self, region: list[int]
+    ) -> Iterable[tuple[tuple[float, float], list[int], list[int], list[int]]]:
+        """Empty or nearly empty vertical strips: (x range, lines left, right and across)."""
         boxes = self.boxes
         # Sweep the x axis: which lines cover each interval between consecutive box edges.
         events = sorted(
@@ -133,7 +155,7 @@ class _Page:
             if k + 1 < len(events) and events[k + 1][0] > x:
                 strips.append((x, events[k + 1][0], frozenset(active)))
         seen = set()
-        for allowed in range(4):
+        for allowed in range(CROSSING + 1):
             runs: list[list[tuple[float, float, frozenset[int]]]] = [[]]
             for strip in strips:
                 if len(strip[2]) <= allowed:
@@ -151,17 +173,32 @@ class _Page:
                 left = [i for i in region if boxes[i][2] <= x0 and i not in across]
                 right = [i for i in region if boxes[i][0] >= x1 and i not in across]
                 if left and right:
-                    yield left, right, sorted(across)
+                    yield (x0, x1), left, right, sorted(across)
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
         for side, other in ((left, right), (right, left)):
-            if sum(self._has_row_partner(i, other) for i in side) < ALIGNED * len(side):
+            if self._partnered(side, other) < ALIGNED * len(side):
                 return True  # most lines of a side on rows of their own: independent columns
         if self._prose(left) and self._prose(right):
             return True  # prose on a common baseline grid: pages or columns side by side
         labels = all(self._width(i) <= LABEL for i in left)
         return labels and len(left) >= 3 and self._prose(right)
+
+    def _partnered(self, lines: list[int], others: list[int]) -> int:
+        """How many of `lines` share a row with one of `others`."""
+        centres = sorted((self._centre(j), j) for j in others)
+        keys = [c for c, _j in centres]
+        reach = MAX_DRIFT * self.height
+        count = 0
+        for i in lines:
+            c = self._centre(i)
+            start, stop = bisect_left(keys, c - reach), bisect_right(keys, c + reach)
+            count += self._has_row_partner(i, [j for _c, j in centres[start:stop]])
+        return count
+
+    def _centre(self, i: int) -> float:
+        return (self.boxes[i][1] + self.boxes[i][3]) / 2
 
     def _has_row_partner(self, i: int, others: list[int]) -> bool:
         """Whether one of `others` shares a row with line `i` (a small skew allowed)."""
