@@ -104,31 +104,52 @@ class _Page:
         """Columns left to right, or bands around spanning lines, or None."""
         best = None
         for gutter, left, right, crossing in self._gutters(region):
-            if len(crossing) > min(len(left), len(right)) // 2:
+            left, right, across = self._sides(gutter, left, right, crossing)
+            if len(across) > min(len(left), len(right)) // 2:
                 continue  # the strip is between words of many lines, not between columns
             if not self._are_columns(left, right):
                 continue
-            key = (-min(len(left), len(right)), len(crossing))
+            key = (-min(len(left), len(right)), len(across))
             if best is None or key < best[0]:
-                best = (key, gutter, left, right, crossing)
+                best = (key, left, right, across)
         if best is None:
             return None
-        _key, (x0, x1), left, right, crossing = best
-        # A crossing line with lines of the columns beside it is two columns' lines that the
-        # detector ran together: it stays in the column where most of it is. One with nothing
-        # beside it spans the columns (a heading, a footer): the columns are read around it.
+        _key, left, right, across = best
+        # A line across the gutter with lines of the columns beside it is two columns' lines
+        # that the detector ran together: it stays in the column where most of it is. One with
+        # nothing beside it spans the columns (a heading, a footer): they are read around it.
         spanning = []
-        for i in crossing:
-            box = self.boxes[i]
+        for i in across:
             if not any(self._overlap_rows(i, j) for j in (*left, *right)):
                 spanning.append(i)
-            elif x0 - box[0] >= box[2] - x1:
+            elif self._centre_x(i) <= statistics.median(self._centre_x(j) for j in (*left, *right)):
                 left.append(i)
             else:
                 right.append(i)
         if not spanning:
             return [left, right]
         return self._cut_around(region, spanning)
+
+    def _sides(
+        self, gutter: tuple[float, float], left: list[int], right: list[int], crossing: list[int]
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Lines that only reach into the gutter join their side; the rest are across it."""
+        x0, x1 = gutter
+        reach = GUTTER * self.height
+        left, right, across = list(left), list(right), []
+        for i in crossing:
+            box = self.boxes[i]
+            into_left, into_right = x0 - box[0], box[2] - x1
+            if min(into_left, into_right) >= reach:
+                across.append(i)
+            elif into_left >= into_right:
+                left.append(i)
+            else:
+                right.append(i)
+        return left, right, across
+
+    def _centre_x(self, i: int) -> float:
+        return (self.boxes[i][0] + self.boxes[i][2]) / 2
 
     def _overlap_rows(self, i: int, j: int) -> bool:
         """Whether lines i and j overlap by half the smaller one's height or more."""
