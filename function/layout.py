@@ -31,8 +31,9 @@ from dataclasses import dataclass
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pixels
 
 GUTTER = 0.9  # narrowest column gap, in line heights
+SECTION = 1.5  # narrowest vertical gap across a whole region that ends a section, in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
-SAME_ROW = 0.25  # largest offset between the centres of two lines of one row, in line heights
+SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
 ALIGNED = 0.6  # share of lines with a partner on the same row that makes two sides a table
 PROSE = 8.0  # median width of the lines of a prose column, in line heights
 LABEL = 2.5  # widest line-number label of a margin column, in line heights
@@ -92,7 +93,7 @@ class _Page:
     def read(self, region: list[int]) -> list[list[int]]:
         """The blocks of `region` in reading order."""
         if len(region) > 1:
-            for split in (self._columns, self._bands):
+            for split in (self._sections, self._columns, self._bands):
                 parts = split(region)
                 if parts:
                     return [block for part in parts for block in self.read(part)]
@@ -198,13 +199,28 @@ class _Page:
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
-        for side, other in ((left, right), (right, left)):
-            if self._partnered(side, other) < ALIGNED * len(side):
-                return True  # most lines of a side on rows of their own: independent columns
+        if not (self._stacked(left) and self._stacked(right)):
+            return False  # fields scattered over a form, or a few lone lines
+        fewer, more = sorted((left, right), key=len)
+        if self._partnered(fewer, more) < ALIGNED * len(fewer):
+            return True  # lines on rows of their own: independent columns
         if self._prose(left) and self._prose(right):
             return True  # prose on a common baseline grid: pages or columns side by side
         labels = all(self._width(i) <= LABEL for i in left)
         return labels and len(left) >= 3 and self._prose(right)
+
+    def _stacked(self, lines: list[int]) -> bool:
+        """Whether most of `lines` sit right under or over another of them."""
+        boxes = self.boxes
+        order = sorted(lines, key=lambda i: boxes[i][1])
+        stacked = set()
+        for k, i in enumerate(order):
+            for j in order[k + 1 :]:
+                if boxes[j][1] - boxes[i][3] >= PARAGRAPH * self.height:
+                    break
+                if boxes[j][0] < boxes[i][2] and boxes[i][0] < boxes[j][2]:
+                    stacked.update((i, j))
+        return len(stacked) >= ALIGNED * len(lines)
 
     def _partnered(self, lines: list[int], others: list[int]) -> int:
         """How many of `lines` share a row with one of `others`."""
@@ -269,13 +285,16 @@ class _Page:
 
     # -- step 3: bands separated by a wide vertical gap ---------------------------------------
 
-    def _bands(self, region: list[int]) -> list[list[int]] | None:
+    def _sections(self, region: list[int]) -> list[list[int]] | None:
+        return self._bands(region, SECTION)
+
+    def _bands(self, region: list[int], gap: float = PARAGRAPH) -> list[list[int]] | None:
         boxes = self.boxes
         order = sorted(region, key=lambda i: boxes[i][1])
         parts = [[order[0]]]
         bottom = boxes[order[0]][3]
         for i in order[1:]:
-            if boxes[i][1] - bottom >= PARAGRAPH * self.height:
+            if boxes[i][1] - bottom >= gap * self.height:
                 parts.append([])
             parts[-1].append(i)
             bottom = max(bottom, boxes[i][3])
