@@ -243,8 +243,7 @@ class _Page:
         centre = (a[1] + a[3]) / 2
         for j in others:
             b = self.boxes[j]
-            distance = max(b[0] - a[2], a[0] - b[2], 0.0)
-            drift = min(SAME_ROW + SKEW * distance / self.height, MAX_DRIFT) * self.height
+            drift = min(SAME_ROW + SKEW * self._apart(i, j) / self.height, MAX_DRIFT) * self.height
             if abs((b[1] + b[3]) / 2 - centre) <= drift:
                 return True
         return False
@@ -305,9 +304,24 @@ class _Page:
     def _rows_in_order(self, region: list[int]) -> list[int]:
         boxes = self.boxes
         rows: list[list[int]] = []
-        for i in sorted(region, key=lambda i: (boxes[i][1] + boxes[i][3]) / 2):
-            if rows and self._has_row_partner(i, rows[-1]):
+        for i in sorted(region, key=self._centre):
+            if rows and self._same_row(i, min(rows[-1], key=lambda j: self._apart(i, j))):
                 rows[-1].append(i)
             else:
                 rows.append([i])
         return [i for row in rows for i in sorted(row, key=lambda i: boxes[i][0])]
+
+    def _same_row(self, i: int, j: int) -> bool:
+        """Whether two lines of one block are on one row: centres within half a line apart.
+
+        Looser than a row partner across a gutter (a bigger font on the row is fine), tight
+        enough that a drop capital or the next row of a dense table is not.
+        """
+        a, b = self.boxes[i], self.boxes[j]
+        drift = 0.5 * min(a[3] - a[1], b[3] - b[1]) + SKEW * self._apart(i, j)
+        return abs(self._centre(i) - self._centre(j)) <= drift
+
+    def _apart(self, i: int, j: int) -> float:
+        """The horizontal distance between two lines (0 if they overlap horizontally)."""
+        a, b = self.boxes[i], self.boxes[j]
+        return max(b[0] - a[2], a[0] - b[2], 0.0)
