@@ -205,9 +205,11 @@ class _Page:
         if self._partnered(fewer, more) < ALIGNED * len(fewer):
             return True  # lines on rows of their own: independent columns
         if self._prose(left) and self._prose(right):
-            return True  # prose on a common baseline grid: pages or columns side by side
+            # Prose on a common baseline grid, pages or columns side by side (a quarter of
+            # wide lines is enough: a transcript page is half line numbers).
+            return True
         labels = all(self._width(i) <= LABEL for i in left)
-        return labels and len(left) >= 3 and self._prose(right)
+        return labels and len(left) >= 3 and self._prose(right, wide=0.5)
 
     def _stacked(self, lines: list[int]) -> bool:
         """Whether most of `lines` sit right under or over another of them."""
@@ -251,10 +253,10 @@ class _Page:
     def _width(self, i: int) -> float:
         return (self.boxes[i][2] - self.boxes[i][0]) / self.height
 
-    def _prose(self, region: list[int]) -> bool:
-        """Whether most of a side's text is in wide lines (a few labels or numbers aside)."""
-        widths = sorted(self._width(i) for i in region)
-        return widths[(len(widths) * 3) // 4] >= PROSE
+    def _prose(self, lines: list[int], wide: float = 0.25) -> bool:
+        """Whether at least the share `wide` of the lines are as wide as prose lines."""
+        widths = sorted(self._width(i) for i in lines)
+        return widths[min(int(len(widths) * (1 - wide)), len(widths) - 1)] >= PROSE
 
     def _cut_around(self, region: list[int], crossing: list[int]) -> list[list[int]] | None:
         """Bands above, beside and below the spanning lines, top to bottom."""
