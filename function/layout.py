@@ -31,7 +31,8 @@ from dataclasses import dataclass
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pixels
 
 GUTTER = 0.9  # narrowest column gap, in line heights
-SECTION = 1.5  # narrowest vertical gap across a whole region that ends a section, in line heights
+SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
+STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
 SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
 ALIGNED = 0.6  # share of lines with a partner on the same row that makes two sides a table
@@ -218,7 +219,7 @@ class _Page:
         stacked = set()
         for k, i in enumerate(order):
             for j in order[k + 1 :]:
-                if boxes[j][1] - boxes[i][3] >= PARAGRAPH * self.height:
+                if boxes[j][1] - boxes[i][3] >= STACKED * self.height:
                     break
                 if boxes[j][0] < boxes[i][2] and boxes[i][0] < boxes[j][2]:
                     stacked.update((i, j))
