@@ -104,9 +104,12 @@ class _Page:
 
     def _columns(self, region: list[int]) -> list[list[int]] | None:
         """Columns left to right, or bands around spanning lines, or None."""
-        best = None
+        best, seen = None, set()
         for gutter, left, right, crossing in self._gutters(region):
             left, right, across = self._sides(gutter, left, right, crossing)
+            if (key := (tuple(left), tuple(right))) in seen:
+                continue
+            seen.add(key)
             if len(across) > min(len(left), len(right)) // 2:
                 continue  # the strip is between words of many lines, not between columns
             if not self._are_columns(left, right):
@@ -200,17 +203,22 @@ class _Page:
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
-        if not (self._stacked(left) and self._stacked(right)):
-            return False  # fields scattered over a form, or a few lone lines
         fewer, more = sorted((left, right), key=len)
-        if self._partnered(fewer, more) < ALIGNED * len(fewer):
-            return True  # lines on rows of their own: independent columns
-        if self._prose(left) and self._prose(right):
-            # Prose on a common baseline grid, pages or columns side by side (a quarter of
-            # wide lines is enough: a transcript page is half line numbers).
-            return True
-        labels = all(self._width(i) <= LABEL for i in left)
-        return labels and len(left) >= 3 and self._prose(right, wide=0.5)
+        # Lines on rows of their own: independent columns. Or prose on a common baseline
+        # grid, pages or columns side by side (a quarter of wide lines is enough: a transcript
+        # page is half line numbers). Or a margin of line numbers beside prose.
+        columns = (
+            self._partnered(fewer, more) < ALIGNED * len(fewer)
+            or (self._prose(left) and self._prose(right))
+            or (
+                len(left) >= 3
+                and all(self._width(i) <= LABEL for i in left)
+                and self._prose(right, wide=0.5)
+            )
+        )
+        # Either way each side must be lines stacked one under the other, not fields scattered
+        # over a form or a few lone lines.
+        return columns and self._stacked(left) and self._stacked(right)
 
     def _stacked(self, lines: list[int]) -> bool:
         """Whether most of `lines` sit right under or over another of them."""
