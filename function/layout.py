@@ -273,7 +273,7 @@ class _Page:
         spans = sorted((boxes[i][1], boxes[i][3]) for i in crossing)
         merged: list[list[float]] = []
         for top, bottom in spans:
-            if merged and top <= merged[-1][1]:
+            if merged and top - merged[-1][1] < PARAGRAPH * self.height:  # one paragraph
                 merged[-1][1] = max(merged[-1][1], bottom)
             else:
                 merged.append([top, bottom])
