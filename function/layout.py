@@ -92,13 +92,21 @@ class _Page:
         self.height = statistics.median(heights) if heights else 1.0
 
     def read(self, region: list[int]) -> list[list[int]]:
-        """The blocks of `region` in reading order."""
-        if len(region) > 1:
-            for split in (self._sections, self._columns, self._bands):
-                parts = split(region)
-                if parts:
-                    return [block for part in parts for block in self.read(part)]
-        return [self._rows_in_order(region)]
+        """The blocks of `region` in reading order (iteratively: pages can have 1000s of lines)."""
+        blocks: list[list[int]] = []
+        pending = [region]
+        while pending:
+            region = pending.pop()
+            parts = None
+            if len(region) > 1:
+                for split in (self._sections, self._columns, self._bands):
+                    if parts := split(region):  # two or more parts, each smaller than region
+                        break
+            if parts:
+                pending.extend(reversed(parts))
+            else:
+                blocks.append(self._rows_in_order(region))
+        return blocks
 
     # -- step 1 and 2: columns, possibly crossed by a few spanning lines ----------------------
 
@@ -168,9 +176,8 @@ class _Page:
         """Empty or nearly empty vertical strips: (x range, lines left, right and across)."""
         boxes = self.boxes
         # Sweep the x axis: which lines cover each interval between consecutive box edges.
-        events = sorted(
-            [(boxes[i][0], 1, i) for i in region] + [(boxes[i][2], 0, i) for i in region]
-        )
+        wide = [i for i in region if boxes[i][2] > boxes[i][0]]  # zero width covers nothing
+        events = sorted([(boxes[i][0], 1, i) for i in wide] + [(boxes[i][2], 0, i) for i in wide])
         strips: list[tuple[float, float, frozenset[int]]] = []
         active: set[int] = set()
         for k, (x, starts, i) in enumerate(events):
@@ -192,14 +199,14 @@ class _Page:
                 if not run or run[-1][1] - run[0][0] < GUTTER * self.height:
                     continue
                 x0, x1 = run[0][0], run[-1][1]
-                across = frozenset().union(*(strip[2] for strip in run))
-                if (x0, x1, across) in seen:
+                if (x0, x1) in seen:
                     continue
-                seen.add((x0, x1, across))
-                left = [i for i in region if boxes[i][2] <= x0 and i not in across]
-                right = [i for i in region if boxes[i][0] >= x1 and i not in across]
+                seen.add((x0, x1))
+                left = [i for i in region if boxes[i][2] <= x0]
+                right = [i for i in region if boxes[i][0] >= x1]
                 if left and right:
-                    yield (x0, x1), left, right, sorted(across)
+                    sides = {*left, *right}
+                    yield (x0, x1), left, right, [i for i in region if i not in sides]
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
