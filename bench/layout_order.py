@@ -89,6 +89,7 @@ def main() -> None:
                 "kind": kind(path.stem),
                 "lines": len(lines),
                 "blocks": blocks,
+                "chars": len(truth),
                 "today": cer(truth, today),
                 "layout": cer(truth, normalise(text)),
                 "ms": layout_ms,
@@ -112,20 +113,27 @@ def table(rows: list[dict]) -> str:
     for name in ("multi-column", "table", "other"):
         groups[name] = [r for r in rows if r["kind"] == name]
     out.append("")
-    out.append("| pages | n | CER today (mean / median) | CER layout (mean / median) | worse |")
+    out.append(
+        "| pages | n | CER today (mean / median / pooled) | CER layout (mean / median / pooled) "
+        "| worse than today |"
+    )
     out.append("|---|---|---|---|---|")
     for name, group in groups.items():
         if not group:
             continue
-        today = [r["today"] for r in group]
-        mine = [r["layout"] for r in group]
         worse = sum(r["layout"] > r["today"] + 1e-9 for r in group)
         out.append(
-            f"| {name} | {len(group)} | {statistics.mean(today):.3f} / "
-            f"{statistics.median(today):.3f} | {statistics.mean(mine):.3f} / "
-            f"{statistics.median(mine):.3f} | {worse} |"
+            f"| {name} | {len(group)} | {summary(group, 'today')} | {summary(group, 'layout')} "
+            f"| {worse} |"
         )
     return "\n".join(out)
+
+
+def summary(rows: list[dict], order: str) -> str:
+    """Mean and median of the pages' CER, and the pooled CER (all edits over all characters)."""
+    values = [r[order] for r in rows]
+    pooled = sum(r[order] * r["chars"] for r in rows) / max(1, sum(r["chars"] for r in rows))
+    return f"{statistics.mean(values):.3f} / {statistics.median(values):.3f} / {pooled:.3f}"
 
 
 if __name__ == "__main__":

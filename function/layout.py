@@ -2,20 +2,24 @@
 
 The engine returns lines top to bottom, left to right across the whole page, which interleaves
 the columns of a two-column paper or a deposition transcript. This is a recursive XY-cut on the
-lines' boxes, column first:
+lines' boxes that looks for columns before rows. A region (at first the whole page) is cut by
+the first of these that applies, and each part is cut again:
 
-1. A *gutter* is an empty vertical strip, at least `GUTTER` line heights wide, with lines on
-   both sides. It splits a region into columns, read left column first, when the two sides are
-   really columns: their lines do not share rows (columns of different line pitch), or both are
-   prose (wide lines on a common baseline grid), or the left side is a margin of short labels
-   beside prose (a transcript's line numbers). Anything else with shared rows is a table or a
-   receipt, read row by row.
-2. A strip that a few wide lines cross (a heading or a footer spanning the columns) still counts:
-   the region is cut above and below those lines, so a heading comes before the columns it heads.
-3. Otherwise the region is cut where all its lines leave a vertical gap of `PARAGRAPH` line
-   heights (paragraphs, table sections).
-4. A region with none of these is one block: its rows top to bottom, each row left to right, so a
-   receipt's "TOTAL" and "42.50" stay on one row.
+1. A vertical gap of `SECTION` line heights across the whole region ends a section (a page
+   header, a footer, an article under another).
+2. A *gutter*, an empty vertical strip at least `GUTTER` line heights wide, splits it into
+   columns, read left column first, when both sides are lines stacked one under another and
+   they are really columns: their lines do not share rows (columns of different line pitch),
+   or both are prose (wide lines on a common baseline grid: pages side by side), or the left
+   side is a margin of short labels beside prose (a transcript's line numbers). Sides that share
+   rows otherwise are a table, a form or a receipt, read row by row. Of several gutters, the
+   one with the most lines on its smaller side wins (the page's main columns before a margin).
+   A few lines may cross the gutter: one with column lines beside it is two lines the detector
+   ran together and stays in its column; one with nothing beside it spans the columns (a
+   heading) and the region is cut above and below it, so a heading comes before its columns.
+3. A vertical gap of `PARAGRAPH` line heights across the region ends a block.
+4. A region with none of these is one block: its rows top to bottom, each row left to right, so
+   a receipt's "TOTAL" and "42.50" stay on one row.
 
 All thresholds are multiples of the median line height, so the result does not depend on the
 image's resolution. Boxes are axis-aligned hulls; the row tests allow for a slight skew.
@@ -32,15 +36,15 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pi
 
 GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
-STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
-SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
-ALIGNED = 0.6  # share of lines with a partner on the same row that makes two sides a table
-PROSE = 8.0  # median width of the lines of a prose column, in line heights
-LABEL = 2.5  # widest line-number label of a margin column, in line heights
-SKEW = 0.005  # tolerated drift of a row's centre per pixel across (about 0.3 degrees) ...
+STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
+SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
+SKEW = 0.005  # tolerated drift of a row's centre per pixel across (about 0.3 degrees) ...
 MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
+ALIGNED = 0.6  # share of lines sharing rows that makes two sides a table; of stacked lines
+PROSE = 8.0  # narrowest prose line, in line heights
+LABEL = 2.5  # widest line-number label of a margin column, in line heights
 
 
 @dataclass(frozen=True)
@@ -108,16 +112,16 @@ class _Page:
                 blocks.append(self._rows_in_order(region))
         return blocks
 
-    # -- step 1 and 2: columns, possibly crossed by a few spanning lines ----------------------
+    # -- step 2: columns, possibly crossed by a few lines ------------------------------------
 
     def _columns(self, region: list[int]) -> list[list[int]] | None:
         """Columns left to right, or bands around spanning lines, or None."""
         best, seen = None, set()
         for gutter, left, right, crossing in self._gutters(region):
             left, right, across = self._sides(gutter, left, right, crossing)
-            if (key := (tuple(left), tuple(right))) in seen:
+            if (split := (tuple(left), tuple(right))) in seen:
                 continue
-            seen.add(key)
+            seen.add(split)
             if len(across) > min(len(left), len(right)) // 2:
                 continue  # the strip is between words of many lines, not between columns
             if not self._are_columns(left, right):
@@ -274,10 +278,11 @@ class _Page:
         widths = sorted(self._width(i) for i in lines)
         return widths[min(int(len(widths) * (1 - wide)), len(widths) - 1)] >= PROSE
 
-    def _cut_around(self, region: list[int], crossing: list[int]) -> list[list[int]] | None:
+    def _cut_around(self, region: list[int], spanning: list[int]) -> list[list[int]] | None:
         """Bands above, beside and below the spanning lines, top to bottom."""
         boxes = self.boxes
-        spans = sorted((boxes[i][1], boxes[i][3]) for i in crossing)
+        spans = sorted((boxes[i][1], boxes[i][3]) for i in spanning)
+        is_spanning = set(spanning)
         merged: list[list[float]] = []
         for top, bottom in spans:
             if merged and top - merged[-1][1] < PARAGRAPH * self.height:  # one paragraph
@@ -290,7 +295,7 @@ class _Page:
             centre = (boxes[i][1] + boxes[i][3]) / 2
             band = 2 * len(merged)
             for k, (top, bottom) in enumerate(merged):
-                if i in crossing and top <= boxes[i][1] <= bottom or top <= centre <= bottom:
+                if i in is_spanning and top <= boxes[i][1] <= bottom or top <= centre <= bottom:
                     band = 2 * k + 1
                     break
                 if centre < top:
@@ -300,12 +305,13 @@ class _Page:
         parts = [band for band in bands if band]
         return parts if len(parts) > 1 else None
 
-    # -- step 3: bands separated by a wide vertical gap ---------------------------------------
+    # -- steps 1 and 3: bands separated by a vertical gap across the region ------------------
 
     def _sections(self, region: list[int]) -> list[list[int]] | None:
         return self._bands(region, SECTION)
 
     def _bands(self, region: list[int], gap: float = PARAGRAPH) -> list[list[int]] | None:
+        """The region cut where no line covers `gap` line heights of height, top to bottom."""
         boxes = self.boxes
         order = sorted(region, key=lambda i: boxes[i][1])
         parts = [[order[0]]]
@@ -320,6 +326,7 @@ class _Page:
     # -- step 4: one block, row by row -------------------------------------------------------
 
     def _rows_in_order(self, region: list[int]) -> list[int]:
+        """The lines of a block, row by row, each row left to right."""
         boxes = self.boxes
         rows: list[list[int]] = []
         for i in sorted(region, key=self._centre):
