@@ -40,7 +40,7 @@ PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line 
 STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
 SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
-SKEW = 0.005  # tolerated drift of a row's centre per pixel across (about 0.3 degrees) ...
+SKEW = 0.01  # tolerated drift of a row's centre per pixel across (0.6 degrees) ...
 MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
 ALIGNED = 0.6  # share of lines sharing rows that makes two sides a table; of stacked lines
 PROSE = 8.0  # narrowest prose line, in line heights
@@ -94,6 +94,20 @@ class _Page:
         self.boxes = boxes
         heights = [b[3] - b[1] for b in boxes if b[3] > b[1]]
         self.height = statistics.median(heights) if heights else 1.0
+        # Each line's nearest neighbour on its row to the left and to the right (or None).
+        self._left: list[int | None] = [None] * len(boxes)
+        self._right: list[int | None] = [None] * len(boxes)
+        centres = sorted((self._centre(i), i) for i in range(len(boxes)))
+        keys = [c for c, _i in centres]
+        for c, i in centres:
+            start, stop = bisect_left(keys, c - self.height), bisect_right(keys, c + self.height)
+            row = [j for _c, j in centres[start:stop] if j != i and self._overlap_rows(i, j)]
+            lefts = [j for j in row if self._centre_x(j) < self._centre_x(i)]
+            rights = [j for j in row if self._centre_x(j) > self._centre_x(i)]
+            if lefts:
+                self._left[i] = max(lefts, key=self._centre_x)
+            if rights:
+                self._right[i] = min(rights, key=self._centre_x)
 
     def read(self, region: list[int]) -> list[list[int]]:
         """The blocks of `region` in reading order (iteratively: pages can have 1000s of lines)."""
@@ -214,7 +228,8 @@ class _Page:
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
-        fewer, more = sorted((left, right), key=len)
+        facing = self._facing(left, toward=1), self._facing(right, toward=-1)
+        fewer, more = sorted(facing, key=len)
         # Lines on rows of their own: independent columns. Or prose on a common baseline
         # grid, pages or columns side by side (a quarter of wide lines is enough: a transcript
         # page is half line numbers). Or a margin of line numbers beside prose.
@@ -230,6 +245,16 @@ class _Page:
         # Either way each side must be lines stacked one under the other, not fields scattered
         # over a form or a few lone lines.
         return columns and self._stacked(left) and self._stacked(right)
+
+    def _facing(self, lines: list[int], toward: int) -> list[int]:
+        """The lines with none of `lines` beside them toward the gutter (+1 right, -1 left).
+
+        Only these face the other side: a table's far cells are compared with the near ones
+        of their own row, not across the whole table, where a skew would misalign them.
+        """
+        beside = self._right if toward > 0 else self._left
+        members = set(lines)
+        return [i for i in lines if beside[i] not in members]
 
     def _stacked(self, lines: list[int]) -> bool:
         """Whether most of `lines` sit right under or over another of them."""
@@ -343,7 +368,8 @@ class _Page:
         enough that a drop capital or the next row of a dense table is not.
         """
         a, b = self.boxes[i], self.boxes[j]
-        drift = 0.5 * min(a[3] - a[1], b[3] - b[1]) + SKEW * self._apart(i, j)
+        height = min(a[3] - a[1], b[3] - b[1])
+        drift = min(0.5 * height + SKEW * self._apart(i, j), 0.6 * height)
         return abs(self._centre(i) - self._centre(j)) <= drift
 
     def _apart(self, i: int, j: int) -> float:

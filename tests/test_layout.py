@@ -181,24 +181,35 @@ def test_a_form_of_scattered_fields_reads_row_by_row():
     assert order(arrange(boxes)) == list(range(len(boxes)))
 
 
-def test_slightly_skewed_columns_still_read_column_by_column():
-    def skewed(box: Box, degrees: float = 1.0) -> Box:
-        left, top, right, bottom = box
-        corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
-        a = math.radians(degrees)
-        return hull(
-            (x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a))
-            for x, y in corners
-        )
+def skewed(box: Box, degrees: float) -> Box:
+    """The hull of a box rotated about the page's origin, as a detector finds a skewed line."""
+    left, top, right, bottom = box
+    a = math.radians(degrees)
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom)]
+    return hull(
+        (x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)) for x, y in corners
+    )
 
-    left, right = column(0, 400, 8), column(440, 840, 8)
-    boxes = [skewed(b) for b in (*left, *right)]
-    engine_order = sorted(range(16), key=lambda i: (boxes[i][1], boxes[i][0]))
-    given = [boxes[i] for i in engine_order]
+
+@pytest.mark.parametrize("degrees", [-3, -1, 1, 3])
+def test_skewed_columns_still_read_column_by_column(degrees):
+    boxes = [skewed(b, degrees) for b in (*column(0, 400, 8), *column(440, 840, 8))]
+    given = sorted(boxes, key=lambda b: (b[1], b[0]))
 
     reading = [given[i] for i in order(arrange(given))]
 
     assert reading == boxes
+
+
+@pytest.mark.parametrize("degrees", [-1, 1])
+def test_a_slightly_skewed_table_still_reads_row_by_row(degrees):
+    cells = [
+        skewed((x, 10 + r * PITCH, x + 60, 10 + r * PITCH + H), degrees)
+        for r in range(6)
+        for x in (0.0, 160.0, 320.0, 480.0)
+    ]
+
+    assert order(arrange(cells)) == list(range(len(cells)))
 
 
 def test_degenerate_boxes_are_kept():
