@@ -38,6 +38,7 @@ GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
 STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
+COLUMN = 3  # fewest lines of a column
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
 SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
 SKEW = 0.01  # tolerated drift of a row's centre per pixel across (0.6 degrees) ...
@@ -228,13 +229,20 @@ class _Page:
 
     def _are_columns(self, left: list[int], right: list[int]) -> bool:
         """Whether two sides of a gutter are columns (True) or the cells of rows (False)."""
+        if min(len(left), len(right)) < COLUMN:
+            return False  # too few lines to tell a column from a few fields
         facing = self._facing(left, toward=1), self._facing(right, toward=-1)
         fewer, more = sorted(facing, key=len)
-        # Lines on rows of their own: independent columns. Or prose on a common baseline
+        # Side by side, but on rows of their own: independent columns (a receipt whose item
+        # names and prices alternate in rows is not side by side). Or prose on a common baseline
         # grid, pages or columns side by side (a quarter of wide lines is enough: a transcript
         # page is half line numbers). Or a margin of line numbers beside prose.
         columns = (
-            self._partnered(fewer, more) < ALIGNED * len(fewer)
+            (
+                self._partnered(fewer, more) < ALIGNED * len(fewer)
+                and self._beside(*facing) >= ALIGNED * (len(fewer) + len(more))
+                and (self._prose(left) or self._prose(right))
+            )
             or (self._prose(left) and self._prose(right))
             or (
                 len(left) >= 3
@@ -245,6 +253,24 @@ class _Page:
         # Either way each side must be lines stacked one under the other, not fields scattered
         # over a form or a few lone lines.
         return columns and self._stacked(left) and self._stacked(right)
+
+    def _beside(self, left: list[int], right: list[int]) -> int:
+        """How many lines of either side overlap a line of the other by a quarter of a line."""
+        count = 0
+        for side, other in ((left, right), (right, left)):
+            tops = sorted((self.boxes[j][1], j) for j in other)
+            keys = [t for t, _j in tops]
+            for i in side:
+                box = self.boxes[i]
+                # Lines of the other side starting above this one's bottom; the tallest line
+                # starts at most a page height above, so scan back from there.
+                candidates = tops[: bisect_right(keys, box[3])]
+                count += any(
+                    min(box[3], self.boxes[j][3]) - max(box[1], self.boxes[j][1])
+                    >= 0.25 * min(box[3] - box[1], self.boxes[j][3] - self.boxes[j][1])
+                    for _t, j in reversed(candidates)
+                )
+        return count
 
     def _facing(self, lines: list[int], toward: int) -> list[int]:
         """The lines with none of `lines` beside them toward the gutter (+1 right, -1 left).
@@ -369,7 +395,7 @@ class _Page:
         """
         a, b = self.boxes[i], self.boxes[j]
         height = min(a[3] - a[1], b[3] - b[1])
-        drift = min(0.5 * height + SKEW * self._apart(i, j), 0.6 * height)
+        drift = min(0.4 * height + SKEW * self._apart(i, j), 0.6 * height)
         return abs(self._centre(i) - self._centre(j)) <= drift
 
     def _apart(self, i: int, j: int) -> float:
