@@ -151,6 +151,24 @@ def test_receipt_rows_split_by_the_detector_stay_left_to_right_on_their_row():
     assert block_of(blocks, 6) == block_of(blocks, 7)
 
 
+def test_receipt_items_with_their_prices_on_the_next_row_read_top_to_bottom():
+    boxes = []
+    for k in range(4):
+        boxes.append((0, k * 48, 300, k * 48 + 20))  # SB-5882 CAMIS NCR BILL BOOK
+        boxes.append((320, k * 48 + 24, 380, k * 48 + 44))  # 7.00
+
+    assert order(arrange(boxes)) == list(range(len(boxes)))
+
+
+def test_receipt_labels_and_amounts_a_little_off_their_row_stay_on_it():
+    boxes = []
+    for k in range(6):
+        boxes.append((0, k * PITCH, 80, k * PITCH + H))  # CASH
+        boxes.append((400, k * PITCH + 8, 460, k * PITCH + H + 8))  # $6.60, skewed down
+
+    assert order(arrange(boxes)) == list(range(len(boxes)))
+
+
 def test_transcript_line_numbers_in_a_margin_come_before_the_text():
     numbers = [(0, k * PITCH, 22, k * PITCH + H) for k in range(12)]
     text = column(60, 700, 12)
