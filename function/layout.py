@@ -14,9 +14,10 @@ the first of these that applies, and each part is cut again:
    side is a margin of short labels beside prose (a transcript's line numbers). Sides that share
    rows otherwise are a table, a form or a receipt, read row by row. Of several gutters, the
    one with the most lines on its smaller side wins (the page's main columns before a margin).
-   A few lines may cross the gutter: one with column lines beside it is two lines the detector
-   ran together and stays in its column; one with nothing beside it spans the columns (a
-   heading) and the region is cut above and below it, so a heading comes before its columns.
+   A few lines may cross the gutter: one with column lines beside it, or right above and below
+   it, is two lines the detector ran together and stays in its column; any other spans the
+   columns (a heading) and the region is cut above and below it, so a heading comes before
+   the columns it heads.
 3. A vertical gap of `PARAGRAPH` line heights across the region ends a block.
 4. A region with none of these is one block: its rows top to bottom, each row left to right, so
    a receipt's "TOTAL" and "42.50" stay on one row.
@@ -147,20 +148,31 @@ class _Page:
         if best is None:
             return None
         _key, left, right, across = best
-        # A line across the gutter with lines of the columns beside it is two columns' lines
-        # that the detector ran together: it stays in the column where most of it is. One with
-        # nothing beside it spans the columns (a heading, a footer): they are read around it.
+        # A line across the gutter with column lines beside it, or right above and below it, is
+        # two columns' lines that the detector ran together: it stays in the column where it
+        # starts. Any other spans the columns (a heading, a footer): they are read around it.
         spanning = []
         for i in across:
-            if not any(self._overlap_rows(i, j) for j in (*left, *right)):
-                spanning.append(i)
-            elif self._centre_x(i) <= statistics.median(self._centre_x(j) for j in (*left, *right)):
+            if self._among(i, [*left, *right]):
                 left.append(i)
             else:
-                right.append(i)
+                spanning.append(i)
         if not spanning:
             return [left, right]
         return self._cut_around(region, spanning)
+
+    def _among(self, i: int, lines: list[int]) -> bool:
+        """Whether line i has one of `lines` beside it, or both right above and right below."""
+        box, close = self.boxes[i], PARAGRAPH * self.height
+        above = below = False
+        for j in lines:
+            other = self.boxes[j]
+            if self._overlap_rows(i, j):
+                return True
+            if other[0] < box[2] and box[0] < other[2]:
+                above |= 0 <= box[1] - other[3] < close
+                below |= 0 <= other[1] - box[3] < close
+        return above and below
 
     def _sides(
         self, gutter: tuple[float, float], left: list[int], right: list[int], crossing: list[int]

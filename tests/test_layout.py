@@ -73,6 +73,17 @@ def test_two_columns_on_a_common_baseline_grid_read_column_by_column():
     assert order(blocks) == list(range(0, 16, 2)) + list(range(1, 16, 2))
 
 
+def test_two_column_lines_the_detector_ran_together_stay_in_the_left_column():
+    left, right = column(0, 400, 8), column(440, 840, 8)
+    merged = (0, left[3][1], 840, left[3][3])
+    boxes = [*left[:3], merged, *left[4:], *right[:3], *right[4:]]
+    given = sorted(boxes, key=lambda b: (b[1], b[0]))
+
+    reading = [given[i] for i in order(arrange(given))]
+
+    assert reading == boxes
+
+
 def test_double_spaced_columns_read_column_by_column():
     left = [(0, k * 46.0, 400, k * 46.0 + H) for k in range(6)]  # gaps of 1.3 lines
     right = [(440, k * 46.0, 840, k * 46.0 + H) for k in range(6)]
