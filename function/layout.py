@@ -38,6 +38,7 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pi
 GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
+PARAGRAPH_LINES = 4  # fewest prose lines of a paragraph that shows a column of text
 STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 COLUMN = 3  # fewest lines of a column
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
@@ -245,21 +246,22 @@ class _Page:
             return False  # too few lines to tell a column from a few fields
         facing = self._facing(left, toward=1), self._facing(right, toward=-1)
         fewer, more = sorted(facing, key=len)
-        # Side by side, but on rows of their own: independent columns (a receipt whose item
-        # names and prices alternate in rows is not side by side). Or prose on a common baseline
-        # grid, pages or columns side by side (a quarter of wide lines is enough: a transcript
-        # page is half line numbers). Or a margin of line numbers beside prose.
+        # Side by side but on rows of their own, with a paragraph of prose on one side:
+        # independent columns (a receipt whose item names and prices alternate in rows is not
+        # side by side; a form has no paragraphs). Or paragraphs on both sides on a common
+        # baseline grid: pages side by side. Or a margin of line numbers beside paragraphs.
+        paragraphs = self._paragraph(left), self._paragraph(right)
         columns = (
             (
-                self._partnered(fewer, more) < ALIGNED * len(fewer)
+                any(paragraphs)
+                and self._partnered(fewer, more) < ALIGNED * len(fewer)
                 and self._beside(*facing) >= ALIGNED * (len(fewer) + len(more))
-                and (self._prose(left) or self._prose(right))
             )
-            or (self._prose(left) and self._prose(right))
+            or all(paragraphs)
             or (
-                len(left) >= 3
+                len(left) >= ALIGNED * len(right)
                 and all(self._width(i) <= LABEL for i in left)
-                and self._prose(right, wide=0.5)
+                and paragraphs[1]
             )
         )
         # Either way each side must be lines stacked one under the other, not fields scattered
@@ -335,6 +337,27 @@ class _Page:
 
     def _width(self, i: int) -> float:
         return (self.boxes[i][2] - self.boxes[i][0]) / self.height
+
+    def _paragraph(self, lines: list[int]) -> bool:
+        """Whether `PARAGRAPH_LINES` prose lines stand one right under another among `lines`.
+
+        Wrapped text in a table cell or a form field is shorter than that.
+        """
+        boxes, close = self.boxes, STACKED * self.height
+        wide = sorted((i for i in lines if self._width(i) >= PROSE), key=lambda i: boxes[i][1])
+        run: dict[int, int] = {}  # the longest run of stacked prose lines ending at each line
+        for k, i in enumerate(wide):
+            run[i] = 1
+            for j in reversed(wide[:k]):
+                if boxes[i][1] - boxes[j][1] > close + 4 * self.height:
+                    break  # sorted by top: lines further up cannot be right above this one
+                if 0 <= boxes[i][1] - boxes[j][3] < close and (
+                    boxes[j][0] < boxes[i][2] and boxes[i][0] < boxes[j][2]
+                ):
+                    run[i] = max(run[i], run[j] + 1)
+            if run[i] >= PARAGRAPH_LINES:
+                return True
+        return False
 
     def _prose(self, lines: list[int], wide: float = 0.25) -> bool:
         """Whether at least the share `wide` of the lines are as wide as prose lines."""
