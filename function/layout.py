@@ -8,16 +8,17 @@ the first of these that applies, and each part is cut again:
 1. A vertical gap of `SECTION` line heights across the whole region ends a section (a page
    header, a footer, an article under another).
 2. A *gutter*, an empty vertical strip at least `GUTTER` line heights wide, splits it into
-   columns, read left column first, when both sides are lines stacked one under another and
-   they are really columns: their lines do not share rows (columns of different line pitch),
-   or both are prose (wide lines on a common baseline grid: pages side by side), or the left
-   side is a margin of short labels beside prose (a transcript's line numbers). Sides that share
-   rows otherwise are a table, a form or a receipt, read row by row. Of several gutters, the
-   one with the most lines on its smaller side wins (the page's main columns before a margin).
+   columns, read left column first, when the sides are columns of text and not the cells of a
+   table, a form or a receipt. Both sides must be lines stacked one under another, and one of:
+   a paragraph (`PARAGRAPH_LINES` stacked prose lines) on one side, lines side by side with
+   the other's but on rows of their own (columns of different line pitch); or paragraphs on
+   both sides (pages side by side, on a common baseline grid); or, left of paragraphs, a margin
+   of short labels, one per line (a transcript's line numbers). Of several gutters, the one
+   with the most lines on its smaller side wins (the page's main columns before a margin).
    A few lines may cross the gutter: one with column lines beside it, or right above and below
-   it, is two lines the detector ran together and stays in its column; any other spans the
-   columns (a heading) and the region is cut above and below it, so a heading comes before
-   the columns it heads.
+   it, is two lines the detector ran together and stays in the column where it starts; any
+   other spans the columns (a heading) and the region is cut above and below it, so a heading
+   comes before the columns it heads.
 3. A vertical gap of `PARAGRAPH` line heights across the region ends a block.
 4. A region with none of these is one block: its rows top to bottom, each row left to right, so
    a receipt's "TOTAL" and "42.50" stay on one row.
@@ -38,16 +39,16 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pi
 GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
 PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
-PARAGRAPH_LINES = 4  # fewest prose lines of a paragraph that shows a column of text
 STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
-COLUMN = 3  # fewest lines of a column
+PROSE = 8.0  # narrowest line of prose, in line heights
+PARAGRAPH_LINES = 4  # fewest stacked prose lines that show a column of text, not a table cell
+COLUMN = 3  # fewest lines on either side of a gutter
+LABEL = 2.5  # widest line-number label of a margin column, in line heights
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
 SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
 SKEW = 0.01  # tolerated drift of a row's centre per pixel across (0.6 degrees) ...
 MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the tightest rows
-ALIGNED = 0.6  # share of lines sharing rows that makes two sides a table; of stacked lines
-PROSE = 8.0  # narrowest prose line, in line heights
-LABEL = 2.5  # widest line-number label of a margin column, in line heights
+ALIGNED = 0.6  # share of lines that makes a side stacked, side by side or on shared rows
 
 
 @dataclass(frozen=True)
@@ -358,11 +359,6 @@ class _Page:
             if run[i] >= PARAGRAPH_LINES:
                 return True
         return False
-
-    def _prose(self, lines: list[int], wide: float = 0.25) -> bool:
-        """Whether at least the share `wide` of the lines are as wide as prose lines."""
-        widths = sorted(self._width(i) for i in lines)
-        return widths[min(int(len(widths) * (1 - wide)), len(widths) - 1)] >= PROSE
 
     def _cut_around(self, region: list[int], spanning: list[int]) -> list[list[int]] | None:
         """Bands above, beside and below the spanning lines, top to bottom."""
