@@ -19,7 +19,8 @@ the first of these that applies, and each part is cut again:
    it, is two lines the detector ran together and stays in the column where it starts; any
    other spans the columns (a heading) and the region is cut above and below it, so a heading
    comes before the columns it heads.
-3. A vertical gap of `PARAGRAPH` line heights across the region ends a block.
+3. A vertical gap across the region of `PARAGRAPH` line heights, and `LEADING` more than the
+   page's usual gap between lines (1.5- or double-spaced pages), ends a block.
 4. A region with none of these is one block: its rows top to bottom, each row left to right, so
    a receipt's "TOTAL" and "42.50" stay on one row.
 
@@ -38,7 +39,8 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pi
 
 GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
-PARAGRAPH = 0.8  # narrowest vertical gap between blocks of one column, in line heights
+PARAGRAPH = 0.8  # narrowest vertical gap between blocks, in line heights, at least ...
+LEADING = 0.5  # ... this much more than the page's usual gap between lines
 STACKED = 1.6  # widest gap between the lines of one column (double spacing), in line heights
 PROSE = 8.0  # narrowest line of prose, in line heights
 PARAGRAPH_LINES = 4  # fewest stacked prose lines that show a column of text, not a table cell
@@ -98,6 +100,8 @@ class _Page:
         self.boxes = boxes
         heights = [b[3] - b[1] for b in boxes if b[3] > b[1]]
         self.height = statistics.median(heights) if heights else 1.0
+        # Lines 1.5 or 2 lines apart (Chinese documents, legal filings) are not each a block.
+        self.paragraph = max(PARAGRAPH, self._leading() + LEADING)
         # Each line's nearest neighbour on its row to the left and to the right (or None).
         self._left: list[int | None] = [None] * len(boxes)
         self._right: list[int | None] = [None] * len(boxes)
@@ -113,6 +117,21 @@ class _Page:
             if rights:
                 self._right[i] = min(rights, key=self._centre_x)
 
+    def _leading(self) -> float:
+        """The median gap between a line and the next line under it, in line heights."""
+        boxes = self.boxes
+        order = sorted(range(len(boxes)), key=lambda i: boxes[i][1])
+        gaps = []
+        for k, i in enumerate(order):
+            for j in order[k + 1 :]:
+                if boxes[j][1] > boxes[i][3] + STACKED * self.height:
+                    break
+                below = boxes[j][1] >= (boxes[i][1] + boxes[i][3]) / 2
+                if below and boxes[j][0] < boxes[i][2] and boxes[i][0] < boxes[j][2]:
+                    gaps.append(max(0.0, boxes[j][1] - boxes[i][3]) / self.height)
+                    break
+        return statistics.median(gaps) if gaps else 0.0
+
     def read(self, region: list[int]) -> list[list[int]]:
         """The blocks of `region` in reading order (iteratively: pages can have 1000s of lines)."""
         blocks: list[list[int]] = []
@@ -121,7 +140,7 @@ class _Page:
             region = pending.pop()
             parts = None
             if len(region) > 1:
-                for split in (self._sections, self._columns, self._bands):
+                for split in (self._sections, self._columns, self._blocks):
                     if parts := split(region):  # two or more parts, each smaller than region
                         break
             if parts:
@@ -165,7 +184,7 @@ class _Page:
 
     def _among(self, i: int, lines: list[int]) -> bool:
         """Whether line i has one of `lines` beside it, or both right above and right below."""
-        box, close = self.boxes[i], PARAGRAPH * self.height
+        box, close = self.boxes[i], self.paragraph * self.height
         above = below = False
         for j in lines:
             other = self.boxes[j]
@@ -367,7 +386,7 @@ class _Page:
         is_spanning = set(spanning)
         merged: list[list[float]] = []
         for top, bottom in spans:
-            if merged and top - merged[-1][1] < PARAGRAPH * self.height:  # one paragraph
+            if merged and top - merged[-1][1] < self.paragraph * self.height:  # one paragraph
                 merged[-1][1] = max(merged[-1][1], bottom)
             else:
                 merged.append([top, bottom])
@@ -392,7 +411,10 @@ class _Page:
     def _sections(self, region: list[int]) -> list[list[int]] | None:
         return self._bands(region, SECTION)
 
-    def _bands(self, region: list[int], gap: float = PARAGRAPH) -> list[list[int]] | None:
+    def _blocks(self, region: list[int]) -> list[list[int]] | None:
+        return self._bands(region, self.paragraph)
+
+    def _bands(self, region: list[int], gap: float) -> list[list[int]] | None:
         """The region cut where no line covers `gap` line heights of height, top to bottom."""
         boxes = self.boxes
         order = sorted(region, key=lambda i: boxes[i][1])

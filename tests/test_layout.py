@@ -61,6 +61,17 @@ def test_a_single_column_reads_top_to_bottom_whatever_the_input_order():
     assert len(blocks) == 1
 
 
+def test_blocks_are_paragraphs_also_on_a_widely_spaced_page():
+    def paragraph(top: float) -> list[Box]:  # lines 0.9 line heights apart, as in 1.5 spacing
+        return [(0, top + k * 38, 600, top + k * 38 + H) for k in range(4)]
+
+    boxes = [*paragraph(0), *paragraph(4 * 38 + 20)]
+
+    blocks = arrange(boxes)
+
+    assert [block.lines for block in blocks] == [(0, 1, 2, 3), (4, 5, 6, 7)]
+
+
 def test_two_columns_on_a_common_baseline_grid_read_column_by_column():
     left, right = column(0, 400, 8), column(440, 840, 8)
     boxes = [
