@@ -153,6 +153,16 @@ def test_a_table_reads_row_by_row_in_one_block():
     assert [shuffled[i] for i in order(blocks)] == cells
 
 
+def test_a_table_with_long_row_labels_reads_row_by_row():
+    rows = []
+    for r in range(8):
+        top = r * PITCH
+        rows.append((0, top, 240, top + H))  # "Investment Cast Products": prose-wide
+        rows += [(x, top, x + 60, top + H) for x in (300.0, 400.0, 500.0)]  # $568.8 ...
+
+    assert order(arrange(rows)) == list(range(len(rows)))
+
+
 def test_receipt_rows_split_by_the_detector_stay_left_to_right_on_their_row():
     boxes = [
         (0, 0, 380, 20),  # SHOP NAME
