@@ -8,7 +8,10 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
+from function.engine import Engine
+from function.images import decode
 from function.layout import Block, Box, arrange, hull
+from function.settings import Settings
 from tests import render
 
 H = 20.0  # line height of the synthetic pages
@@ -311,10 +314,8 @@ HEADING = "A heading over both columns"
 
 
 @pytest.fixture(scope="module")
-def engine():
-    from function.engine import Engine
-    from function.settings import Settings
-
+def engine() -> Engine:
+    """One real engine for this module's OCR test (it loads on first use)."""
     return Engine(Settings())
 
 
@@ -336,9 +337,6 @@ def squash(text: str) -> str:
 
 
 def test_real_ocr_of_a_two_column_page_reads_the_left_column_before_the_right(engine):
-    from function.images import decode
-    from function.settings import Settings
-
     settings = Settings()
     image = decode(two_column_page(), max_side=settings.max_side, max_pixels=settings.max_pixels)
     found = engine(image.bgr)
