@@ -1,14 +1,17 @@
-"""Reading-order CER of the layout step vs the engine's own order, per page of scribe_docs.
+"""Reading-order CER of the layout step vs the engine's own order, per page of a data set.
 
-    python -m bench.layout_order [--data ../shared/data] [--cache DIR] [--set scribe_docs]
+    python -m bench.layout_order [--set scribe_docs|sroie_receipts|zh_pdf_docs] [--data DIR]
+                                 [--cache DIR]
 
 The engine runs in-process (function.settings.Settings() defaults, decoded as function.pipeline
 decodes) once per image; its lines are cached in a temporary directory keyed by the image's
-bytes and the settings, so iterating on function/layout.py re-runs only the layout. Each page's
-text is scored twice against its ground truth: in the engine's order (top to bottom, left to
-right across the whole page: what the function returns today) and in `layout.arrange`'s order
-(blocks in reading order, lines in order within each block). The ground truth's own line order
-comes from a Tesseract-based tool, so it favours Tesseract's way of splitting blocks.
+bytes, the settings and the engine's and decoder's source, so iterating on function/layout.py
+re-runs only the layout. Each page's text is scored twice against its ground truth: in the
+engine's order (top to bottom, left to right across the whole page: what the function returns
+today) and in `layout.arrange`'s order (blocks in reading order, lines in order within each
+block). scribe_docs' ground-truth line order comes from a Tesseract-based tool, so it favours
+Tesseract's way of splitting blocks; zh_pdf_docs' from the PDFs' text layer. Results are in
+docs/layout.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.harness import cer, normalise
+from function import engine as engine_module
+from function import images
+from function.engine import Engine
 from function.layout import arrange, hull
 from function.settings import Settings
 
@@ -39,16 +45,16 @@ def kind(name: str) -> str:
     return KINDS.get(name.split("_")[0], "other")
 
 
-def cached_lines(path: Path, settings: Settings, cache: Path, engine) -> list[dict]:
+def cached_lines(path: Path, settings: Settings, cache: Path, engine: Engine) -> list[dict]:
     """The engine's lines for `path` as [{"box": 4 corners in original pixels, "text"}]."""
     data = path.read_bytes()
-    key = hashlib.sha256(data + json.dumps(asdict(settings), default=str).encode()).hexdigest()
-    cached = cache / f"{path.stem}-{key[:16]}.json"
+    key = hashlib.sha256(data + json.dumps(asdict(settings), default=str).encode())
+    for module in (engine_module, images):  # a changed engine or decoder reads again
+        key.update(Path(module.__file__).read_bytes())
+    cached = cache / f"{path.stem}-{key.hexdigest()[:16]}.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    from function.images import decode
-
-    image = decode(data, max_side=settings.max_side, max_pixels=settings.max_pixels)
+    image = images.decode(data, max_side=settings.max_side, max_pixels=settings.max_pixels)
     started = time.perf_counter()
     found = engine(image.bgr)
     lines = [
@@ -74,8 +80,6 @@ def main() -> None:
     parser.add_argument("--set", default="scribe_docs")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "layout-ocr")
     args = parser.parse_args()
-
-    from function.engine import Engine
 
     settings = Settings()
     engine = Engine(settings)
