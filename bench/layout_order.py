@@ -26,8 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.harness import cer, normalise
-from function import engine as engine_module
-from function import images
+from function import detect, images, pipeline, recognise, spacing
 from function.engine import Engine
 from function.layout import arrange, hull
 from function.settings import Settings
@@ -49,18 +48,16 @@ def cached_lines(path: Path, settings: Settings, cache: Path, engine: Engine) ->
     """The engine's lines for `path` as [{"box": 4 corners in original pixels, "text"}]."""
     data = path.read_bytes()
     key = hashlib.sha256(data + json.dumps(asdict(settings), default=str).encode())
-    for module in (engine_module, images):  # a changed engine or decoder reads again
+    for module in (images, detect, recognise, spacing):  # a changed step reads again
         key.update(Path(module.__file__).read_bytes())
     cached = cache / f"{path.stem}-{key.hexdigest()[:16]}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     image = images.decode(data, max_side=settings.max_side, max_pixels=settings.max_pixels)
     started = time.perf_counter()
-    found = engine(image.bgr)
-    lines = [
-        {"box": [image.to_original(x, y) for x, y in box], "text": text}
-        for box, text, _score in found
-    ]
+    with engine.session() as models:
+        found = pipeline.read(image, models)
+    lines = [{"box": line.box, "text": line.text} for line in found]
     print(f"  OCR {path.name}: {len(lines)} lines in {time.perf_counter() - started:.1f} s")
     cache.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(lines))

@@ -168,7 +168,7 @@ def single_line(height: int, width: int, quads: list[Quad]) -> Quad | None:
     image. Otherwise None: read the lines found.
     """
     if not quads:
-        if height <= 160 and width >= 1.5 * height:
+        if 8 <= height <= 160 and width >= 1.5 * height:
             return _rectangle(0, 0, width - 1, height - 1)
         return None
     hulls = [_hull(q) for q in quads]

@@ -102,7 +102,7 @@ def run(
         decoded = time.perf_counter()
         check()
         with engine.session() as models:
-            lines = _read(image, models, check)
+            lines = read(image, models, check)
     except OcrError:
         raise
     except MemoryError:
@@ -131,8 +131,8 @@ def run(
     )
 
 
-def _read(image: DecodedImage, models: Models, check: Callable[[], None]) -> list[Line]:
-    """Detect, recognise and space every line; boxes mapped back to original pixels."""
+def read(image: DecodedImage, models: Models, check: Callable[[], None] = _never) -> list[Line]:
+    """Detect, recognise and space every line, top to bottom; boxes in original pixels."""
     # Imported here, where the models are loaded: OpenCV that cannot load (a missing system
     # library) then fails the engine (`engine_failed`), not the import of the function.
     from . import detect, recognise, spacing

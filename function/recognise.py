@@ -17,6 +17,10 @@ import numpy as np
 
 HEIGHT = 48  # the PP-OCRv4 recogniser's input height
 MIN_WIDTH = 320  # narrower inputs are padded, as rapidocr does (the model was trained so)
+# Wider inputs are read in pieces: the model's time and memory grow with the width (3200 px:
+# ~70 MB), and a thin strip of an image would otherwise become a 100,000-px-wide input.
+MAX_WIDTH = 3200
+MIN_HEIGHT = 6  # a crop lower than this holds no readable text
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,43 @@ def crop(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
 
 
 def read(line: np.ndarray, recogniser: object, alphabet: tuple[str, ...]) -> Reading:
-    """Recognise one crop (BGR, any size)."""
+    """Recognise one crop (BGR, any size), in pieces if it is very long."""
+    height, width = line.shape[:2]
+    if height < MIN_HEIGHT:
+        return Reading("", 0.0, (), ())
+    pieces = math.ceil(HEIGHT * width / height / MAX_WIDTH)
+    if pieces == 1:
+        return _read(line, recogniser, alphabet)
+    readings, offsets, start = [], [], 0
+    for k in range(1, pieces + 1):
+        end = width if k == pieces else _quiet_column(line, width * k // pieces, width // 20)
+        readings.append(_read(line[:, start:end], recogniser, alphabet))
+        offsets.append(start)
+        start = end
+    found = [(r, o) for r, o in zip(readings, offsets, strict=True) if r.text]
+    if not found:
+        return Reading("", 0.0, (), ())
+    odds: list[float] = []
+    for i, (reading, _) in enumerate(found):
+        if i:
+            odds.append(0.0)  # the model saw no gap between pieces: the pixels decide
+        odds.extend(reading.space_odds)
+    return Reading(
+        text="".join(r.text for r, _ in found),
+        score=float(np.mean([r.score for r, _ in found])),
+        centres=tuple(c + offset for r, offset in found for c in r.centres),
+        space_odds=tuple(odds),
+    )
+
+
+def _quiet_column(line: np.ndarray, near: int, reach: int) -> int:
+    """The column within `reach` of `near` where the crop is most uniform: likely between words."""
+    left, right = max(1, near - reach), min(line.shape[1] - 1, near + reach)
+    spread = line[:, left:right].astype(np.float32).std(axis=(0, 2))
+    return left + int(spread.argmin())
+
+
+def _read(line: np.ndarray, recogniser: object, alphabet: tuple[str, ...]) -> Reading:
     height, width = line.shape[:2]
     resized_width = max(1, math.ceil(HEIGHT * width / height))
     blob = np.zeros((1, 3, HEIGHT, max(MIN_WIDTH, resized_width)), dtype=np.float32)

@@ -8,6 +8,7 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
+from function import pipeline
 from function.engine import Engine
 from function.images import decode
 from function.layout import Block, Box, arrange, hull
@@ -339,9 +340,10 @@ def squash(text: str) -> str:
 def test_real_ocr_of_a_two_column_page_reads_the_left_column_before_the_right(engine):
     settings = Settings()
     image = decode(two_column_page(), max_side=settings.max_side, max_pixels=settings.max_pixels)
-    found = engine(image.bgr)
-    boxes = [hull(image.to_original(x, y) for x, y in box) for box, _text, _score in found]
-    engine_texts = [squash(text) for _box, text, _score in found]
+    with engine.session() as models:
+        found = pipeline.read(image, models)
+    boxes = [hull(line.box) for line in found]
+    engine_texts = [squash(line.text) for line in found]
     reading = [engine_texts[i] for i in order(arrange(boxes))]
 
     def position(texts: list[str], key: str) -> int:
@@ -352,5 +354,5 @@ def test_real_ocr_of_a_two_column_page_reads_the_left_column_before_the_right(en
     keys = ["heading", *(f"leftline{k}" for k in range(1, 7))]
     keys += [f"rightline{k}" for k in range(1, 7)]
     engine_positions = [position(engine_texts, key) for key in keys]
-    assert engine_positions != sorted(engine_positions)  # the engine interleaves the columns
+    assert engine_positions != sorted(engine_positions)  # top to bottom interleaves columns
     assert [position(reading, key) for key in keys] == list(range(len(keys)))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 
 from local_runner.cgroup import CgroupUnavailable, MemoryCgroup
 from tests import render
@@ -216,11 +217,10 @@ def test_cgroup_limit_oom_kills_and_restarts_like_the_platform(tmp_path, photos)
     runner = start_runner(tmp_path, "--memory", "300MiB", "--cgroup")
     try:
         runner.wait_for("instance 1 ready")
-        photo = (photos / "photo.jpg").read_bytes()
+        # A 49 MP PNG decodes to ~150 MB before it can be shrunk: over 300 MiB with the rest.
+        png = render.encode(Image.new("RGB", (7000, 7000), "white"), "PNG")
         with pytest.raises(requests.ConnectionError):  # the worker is killed mid-request
-            requests.post(
-                runner.url, data=photo, headers={"Content-Type": "image/jpeg"}, timeout=60
-            )
+            requests.post(runner.url, data=png, headers={"Content-Type": "image/png"}, timeout=60)
         runner.wait_for("instance 2 ready")
 
         log = runner.log()

@@ -81,3 +81,17 @@ def test_the_models_own_odds_of_a_space_make_one():
     likely = recognise.Reading("abc", 0.9, (10.0, 30.0, 50.0), (0.4, 0.0))
     assert spacing.spaced(close, line) == "abc"
     assert spacing.spaced(likely, line) == "a bc"
+
+
+def test_a_line_too_wide_for_one_pass_is_read_in_pieces_and_joined(models):
+    sentence = "Order 5521 shipped to 14 Harbour Road on 3 March 2026 with care"
+    text = " and ".join([sentence] * 4)
+    image = line_image(text, render.latin_font(22), size=(3100, 34))
+    line = recognise.crop(image, whole(image))
+    assert recognise.HEIGHT * line.shape[1] / line.shape[0] > recognise.MAX_WIDTH  # 2 pieces
+
+    reading = recognise.read(line, models.recogniser, models.alphabet)
+
+    assert list(reading.centres) == sorted(reading.centres)
+    assert len(reading.space_odds) == len(reading.text) - 1
+    assert spacing.spaced(reading, line) == text

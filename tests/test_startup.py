@@ -7,6 +7,7 @@ import subprocess
 
 import requests
 
+from function.settings import Settings
 from tests import render
 from tests.conftest import FUNCTIONS_FRAMEWORK, ROOT, free_port, start_server
 
@@ -32,7 +33,8 @@ def test_one_ready_line_whatever_the_log_level(tmp_path):
     (line,) = ready
     assert "OCR engine loaded in " in line
     assert f"POST an image to {server.url}" in line
-    assert "MAX_SIDE=1600 MAX_CONCURRENT_REQUESTS=4" in line and "LOG_LEVEL=ERROR" in line
+    assert f"MAX_SIDE={Settings.max_side} MAX_CONCURRENT_REQUESTS=4" in line
+    assert "LOG_LEVEL=ERROR" in line
 
 
 def test_a_bad_setting_prints_its_message_alone_and_exits_non_zero():
