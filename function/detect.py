@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from rapidocr_onnxruntime.ch_ppocr_det.utils import DBPostProcess
 
+from .engine import Model
+
 Quad = np.ndarray  # (4, 2) float32: top-left, top-right, bottom-right, bottom-left
 
 DETECT_SIDE = 1600
@@ -49,7 +51,7 @@ def strips(height: int, width: int) -> list[tuple[int, int]]:
 
 
 def find_lines(
-    bgr: np.ndarray, detector: object, check: Callable[[], None] = lambda: None
+    bgr: np.ndarray, detector: Model, check: Callable[[], None] = lambda: None
 ) -> list[Quad]:
     """Every text line's quadrilateral, in `bgr` pixels, top to bottom.
 
@@ -62,7 +64,7 @@ def find_lines(
     return [quad / scale for quad in _find_lines(bgr, detector, check)]
 
 
-def _find_lines(bgr: np.ndarray, detector: object, check: Callable[[], None]) -> list[Quad]:
+def _find_lines(bgr: np.ndarray, detector: Model, check: Callable[[], None]) -> list[Quad]:
     height, width = bgr.shape[:2]
     whole: list[Quad] = []
     cut: list[Quad] = []
@@ -79,15 +81,14 @@ def _find_lines(bgr: np.ndarray, detector: object, check: Callable[[], None]) ->
     return sorted(found, key=lambda q: (q[:, 1].min(), q[:, 0].min()))
 
 
-def _detect(image: np.ndarray, detector: object) -> list[Quad]:
+def _detect(image: np.ndarray, detector: Model) -> list[Quad]:
     height, width = image.shape[:2]
     size = (max(32, round(width / 32) * 32), max(32, round(height / 32) * 32))
     resized = cv2.resize(image, size) if size != (width, height) else image
     blob = resized.astype(np.float32).transpose(2, 0, 1)[np.newaxis]
     blob *= 2 / 255
     blob -= 1.0  # (x / 255 - 0.5) / 0.5, as the model was trained
-    (name,) = (i.name for i in detector.get_inputs())
-    prediction = detector.run(None, {name: blob})[0]
+    prediction = detector(blob)
     del blob
     boxes, _scores = _postprocess(prediction, (height, width))
     quads = []

@@ -38,11 +38,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Models:
-    """What the pipeline's steps run: ONNX sessions and the recogniser's alphabet."""
+class Model:
+    """One ONNX model: called with its input tensor, returns its first output."""
 
-    detector: Any  # onnxruntime.InferenceSession
-    recogniser: Any
+    session: Any  # onnxruntime.InferenceSession
+    run_options: Any  # onnxruntime.RunOptions
+
+    def __call__(self, tensor: Any) -> Any:
+        (name,) = (i.name for i in self.session.get_inputs())
+        return self.session.run(None, {name: tensor}, self.run_options)[0]
+
+
+@dataclass(frozen=True)
+class Models:
+    """What the pipeline's steps run: the two models and the recogniser's alphabet."""
+
+    detector: Model | None
+    recogniser: Model | None
     alphabet: tuple[str, ...]  # CTC class -> character; class 0 is the blank
     classifier: Any = None  # rapidocr's TextClassifier, only with USE_ANGLE_CLS
     reference: Any = None  # rapidocr's own RapidOCR, only with MEMORY_OPTIMIZATION=false
@@ -135,7 +147,12 @@ def load_models(settings: Settings) -> Models:
     allocator.configure()  # before the sessions allocate: see allocator.py
     models = Path(rapidocr_onnxruntime.__file__).parent / "models"
     options = ort.SessionOptions()
-    options.enable_cpu_mem_arena = False  # the arena keeps the largest image's tensors forever
+    # Tensors come from ONNX Runtime's arena, which is shrunk back after every run: memory is
+    # reused within a run (no page-fault churn) and not kept between runs (an arena left to grow
+    # keeps the largest image's tensors forever). Measured against no arena: lower peak, less CPU.
+    options.enable_cpu_mem_arena = True
+    run_options = ort.RunOptions()
+    run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     options.enable_mem_pattern = False  # it pre-plans (and holds) a block per input shape
     options.intra_op_num_threads = settings.ocr_threads  # ORT ignores values above cpu_count
     options.inter_op_num_threads = 1
@@ -144,13 +161,15 @@ def load_models(settings: Settings) -> Models:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
 
-    def session(name: str) -> Any:
-        return ort.InferenceSession(str(models / name), options, providers=providers)
+    def model(name: str) -> Model:
+        session = ort.InferenceSession(str(models / name), options, providers=providers)
+        return Model(session, run_options)
 
-    recogniser = session("ch_PP-OCRv4_rec_infer.onnx")
-    characters = recogniser.get_modelmeta().custom_metadata_map["character"].splitlines()
+    recogniser = model("ch_PP-OCRv4_rec_infer.onnx")
+    metadata = recogniser.session.get_modelmeta().custom_metadata_map
+    characters = metadata["character"].splitlines()
     return Models(
-        detector=session("ch_PP-OCRv4_det_infer.onnx"),
+        detector=model("ch_PP-OCRv4_det_infer.onnx"),
         recogniser=recogniser,
         # The model's classes: the CTC blank, its character list, and a space at the end.
         alphabet=("", *characters, " "),

@@ -94,13 +94,20 @@ def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImag
     if target != image.size and image.format in ("JPEG", "MPO"):
         image.draft(None, target)  # the codec decodes at 1/2, 1/4 or 1/8 scale, >= target
     _load(image)
-    image = _to_rgb(image, target)
+    # One step at a time, each rebinding `image`: the step before is freed as soon as the next
+    # has made its copy, so at most two copies of the image exist at any moment.
+    image = _eight_bit(image)
+    image = _rgb_or_rgba(image)
+    image = _reduce(image, target)
+    image = _flatten(image)
     if image.size != target:
         image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
     if orientation in _UPRIGHT:
         image = image.transpose(_UPRIGHT[orientation])
-    rgb = np.asarray(image)
-    return DecodedImage(bgr=np.ascontiguousarray(rgb[:, :, ::-1]), width=width, height=height)
+    bgr = np.array(image)  # a writable copy ...
+    del image
+    bgr[..., [0, 2]] = bgr[..., [2, 0]]  # ... turned from RGB to the model's BGR in place
+    return DecodedImage(bgr=bgr, width=width, height=height)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -149,24 +156,30 @@ def _load(image: Image.Image) -> None:
         raise InvalidImage(f"The image data is corrupt or truncated ({exc}).") from None
 
 
-def _to_rgb(image: Image.Image, target: tuple[int, int]) -> Image.Image:
-    """Any mode Pillow decodes (palette, alpha, CMYK, 16-bit, greyscale, bilevel) -> 8-bit RGB.
+def _eight_bit(image: Image.Image) -> Image.Image:
+    return _to_8bit(image) if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F") else image
 
-    Transparent pixels become white, since text on a transparent background is usually dark.
-    Large images are first shrunk by an integer factor, which is cheap and keeps the
-    conversions after it small.
-    """
-    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        image = _to_8bit(image)
+
+def _rgb_or_rgba(image: Image.Image) -> Image.Image:
+    """Any mode Pillow decodes (palette, CMYK, bilevel, ...) -> L or RGB, or RGBA if transparent."""
     has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
-    if image.mode not in ("L", "RGB", "RGBA"):
-        image = image.convert("RGBA" if has_alpha else "RGB")
-    factor = min(image.size[0] // target[0], image.size[1] // target[1])
-    if factor >= 2:
-        image = image.reduce(factor)
     if has_alpha:
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
+        return image if image.mode == "RGBA" else image.convert("RGBA")
+    return image if image.mode in ("L", "RGB") else image.convert("RGB")
+
+
+def _reduce(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """A large image first shrunk by an integer factor: cheap, and every step after is smaller."""
+    factor = min(image.size[0] // target[0], image.size[1] // target[1])
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """8-bit RGB; transparent pixels become white, since text on them is usually dark."""
+    if image.mode == "RGBA":
+        flat = Image.new("RGB", image.size, "white")
+        flat.paste(image, mask=image.getchannel("A"))
+        return flat
     return image.convert("RGB") if image.mode != "RGB" else image
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .engine import Model
+
 HEIGHT = 48  # the PP-OCRv4 recogniser's input height
 MIN_WIDTH = 320  # narrower inputs are padded, as rapidocr does (the model was trained so)
 # Wider inputs are read in pieces: the model's time and memory grow with the width (3200 px:
@@ -50,7 +52,7 @@ def crop(bgr: np.ndarray, quad: np.ndarray) -> np.ndarray:
     return line
 
 
-def read(line: np.ndarray, recogniser: object, alphabet: tuple[str, ...]) -> Reading:
+def read(line: np.ndarray, recogniser: Model, alphabet: tuple[str, ...]) -> Reading:
     """Recognise one crop (BGR, any size), in pieces if it is very long."""
     height, width = line.shape[:2]
     if height < MIN_HEIGHT:
@@ -87,14 +89,13 @@ def _quiet_column(line: np.ndarray, near: int, reach: int) -> int:
     return left + int(spread.argmin())
 
 
-def _read(line: np.ndarray, recogniser: object, alphabet: tuple[str, ...]) -> Reading:
+def _read(line: np.ndarray, recogniser: Model, alphabet: tuple[str, ...]) -> Reading:
     height, width = line.shape[:2]
     resized_width = max(1, math.ceil(HEIGHT * width / height))
     blob = np.zeros((1, 3, HEIGHT, max(MIN_WIDTH, resized_width)), dtype=np.float32)
     resized = cv2.resize(line, (resized_width, HEIGHT)).astype(np.float32)
     blob[0, :, :, :resized_width] = resized.transpose(2, 0, 1) * (2 / 255) - 1.0
-    (name,) = (i.name for i in recogniser.get_inputs())
-    probabilities = recogniser.run(None, {name: blob})[0][0]  # (steps, classes)
+    probabilities = recogniser(blob)[0]  # (steps, classes)
     steps = probabilities.shape[0]
     best = probabilities.argmax(axis=1)
     keep = best != 0  # not the CTC blank ...
