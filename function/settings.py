@@ -31,7 +31,7 @@ class SettingsError(ValueError):
 class Settings:
     """The settings in effect for this process. Build it with `Settings.from_env()`."""
 
-    max_side: int = 2560
+    max_side: int = 1600
     max_image_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_concurrent_requests: int = 4

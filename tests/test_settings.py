@@ -13,7 +13,7 @@ from tests.conftest import ROOT, start_server
 
 def test_defaults_are_the_documented_ones():
     settings = Settings.from_env({})
-    assert settings.max_side == 2560
+    assert settings.max_side == 1600
     assert settings.max_image_bytes == 32 * 1024 * 1024
     assert settings.max_concurrent_requests == 4
     assert settings.enable_gc_after_request is True
