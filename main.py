@@ -7,7 +7,7 @@ functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud St
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from function import http, logs
+from function import http, logs, shutdown
 from function.service import Service
 from function.settings import Settings
 
@@ -15,6 +15,7 @@ settings = Settings.from_env()
 logs.configure(settings)
 service = Service(settings)
 service.engine.preload()
+shutdown.watch()  # SIGTERM caps every request's deadline: answered before SIGKILL
 
 
 @functions_framework.http

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .deadline import Deadline
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,15 @@ class Engine:
             self._ocr = ocr  # last: `loaded` reads it
             log.info("OCR engine loaded in %.3f s", self.load_seconds)
 
-    def __call__(self, bgr: np.ndarray) -> list[tuple[list[list[float]], str, float]]:
-        """OCR one image; returns (box, text, score) per detected line, in reading order."""
+    def __call__(
+        self, bgr: np.ndarray, deadline: Deadline
+    ) -> list[tuple[list[list[float]], str, float]]:
+        """OCR one image; returns (box, text, score) per detected line, in reading order.
+
+        A request waiting for the engine gives up at its deadline (504) instead of queueing.
+        """
         self._ensure_loaded()
-        with self._lock:
+        with deadline.hold(self._lock):
             result, _elapsed = self._ocr(bgr)
         return [(box, text, float(score)) for box, text, score in result or []]
 

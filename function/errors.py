@@ -63,6 +63,18 @@ class OutOfMemory(OcrError):
     status, code, permanent = 503, "out_of_memory", False
 
 
+class Timeout(OcrError):
+    """The request passed REQUEST_TIMEOUT_SECONDS; it stopped before (more) engine work."""
+
+    status, code, permanent = 504, "timeout", False
+
+
+class ShuttingDown(OcrError):
+    """The instance received SIGTERM: new work is refused and waiting work given up in time."""
+
+    status, code, permanent = 503, "shutting_down", False
+
+
 class Internal(OcrError):
     status, code, permanent = 500, "internal", False
 

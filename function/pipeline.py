@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from . import memory
+from .deadline import Deadline
 from .engine import Engine
 from .errors import OutOfMemory
 from .images import DecodedImage, decode
@@ -51,22 +52,31 @@ class OcrResult:
         }
 
 
-def run(data: bytes, settings: Settings, engine: Engine, decoding: threading.Lock) -> OcrResult:
+def run(
+    data: bytes,
+    settings: Settings,
+    engine: Engine,
+    decoding: threading.Lock,
+    *,
+    deadline: Deadline,
+) -> OcrResult:
     """OCR one image. Raises OcrError subclasses for anything the client must be told.
 
     `decoding` is held while decoding: with the engine's own lock, at most one image is being
-    decoded and one recognised at any moment, whatever number of requests are admitted.
+    decoded and one recognised at any moment, whatever number of requests are admitted. Waiting
+    for either gives up at `deadline`, which is checked again before the engine starts.
     """
     started = time.perf_counter()
     try:
-        with decoding:
+        with deadline.hold(decoding):
             image = decode(
                 data,
                 max_side=settings.max_side if settings.memory_optimization else None,
                 max_pixels=settings.max_pixels,
             )
         decoded = time.perf_counter()
-        lines = _recognise(image, engine)
+        deadline.check()
+        lines = _recognise(image, engine, deadline)
     except MemoryError:
         raise OutOfMemory(
             "The instance ran out of memory for this image; it was dropped and the instance "
@@ -87,9 +97,9 @@ def run(data: bytes, settings: Settings, engine: Engine, decoding: threading.Loc
     )
 
 
-def _recognise(image: DecodedImage, engine: Engine) -> list[Line]:
+def _recognise(image: DecodedImage, engine: Engine, deadline: Deadline) -> list[Line]:
     try:
-        found = engine(image.bgr)
+        found = engine(image.bgr, deadline)
     except Exception as exc:  # ONNX Runtime and OpenCV report failed allocations their own way
         if _is_allocation_failure(exc):
             raise MemoryError from exc

@@ -27,6 +27,7 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from .deadline import Deadline
 from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
 from .images import is_image_media_type
 from .service import Service
@@ -83,9 +84,10 @@ class Source:
 def handle(event: CloudEvent, service: Service) -> None:
     """Process one event: return when it is done or can never succeed, raise to have it retried."""
     started = time.perf_counter()
+    deadline = service.deadline()
     fields: dict[str, object] = {"event_id": event["id"], "event_type": event["type"]}
     try:
-        fields["outcome"] = _process(event, service, fields)
+        fields["outcome"] = _process(event, service, fields, deadline)
     except OcrError as error:
         outcome = "refused" if error.permanent else "retry"
         fields.update(outcome=outcome, error=error.code, reason=error.message)
@@ -98,7 +100,9 @@ def handle(event: CloudEvent, service: Service) -> None:
         _log(fields, started)
 
 
-def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> str:
+def _process(
+    event: CloudEvent, service: Service, fields: dict[str, object], deadline: Deadline
+) -> str:
     source = Source.from_event(event)
     fields.update(
         bucket=source.bucket,
@@ -125,7 +129,7 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
     if _covers(existing, source):
         return "duplicate"
     try:
-        body = _recognise(source, service, fields)
+        body = _recognise(source, service, fields, deadline)
         outcome = "written"
     except OcrError as error:
         if not error.permanent or isinstance(error, ObjectGone):
@@ -140,7 +144,9 @@ def _process(event: CloudEvent, service: Service, fields: dict[str, object]) -> 
     return outcome
 
 
-def _recognise(source: Source, service: Service, fields: dict[str, object]) -> dict[str, object]:
+def _recognise(
+    source: Source, service: Service, fields: dict[str, object], deadline: Deadline
+) -> dict[str, object]:
     """Refuse what cannot be an acceptable image before downloading; OCR the rest."""
     limit = service.settings.max_image_bytes
     if not is_image_media_type(source.content_type):
@@ -151,7 +157,7 @@ def _recognise(source: Source, service: Service, fields: dict[str, object]) -> d
         raise TooLarge.over(limit)
     with service.admission():
         data = _download(source, limit)
-        result = service.ocr(data)
+        result = service.ocr(data, deadline)
         del data
     fields.update(
         lines=len(result.lines),
