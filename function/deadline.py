@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from . import shutdown
 from .errors import ShuttingDown, Timeout
 
+_WAIT_SLICE_SECONDS = 0.1
+
 
 class Deadline:
     """Made once per request; `check()` raises Timeout (504) once past it."""
@@ -46,12 +48,16 @@ class Deadline:
 
     @contextmanager
     def hold(self, lock: threading.Lock) -> Iterator[None]:
-        """Hold `lock`, waiting for it no longer than the time left."""
-        if not lock.acquire(timeout=self.remaining()):
-            self.check()
-            raise Timeout(  # acquire gave up a hair before the clock says so
-                f"The request took longer than REQUEST_TIMEOUT_SECONDS ({self.seconds:g} s)."
-            )
+        """Hold `lock`, waiting for it no longer than the time left.
+
+        The wait is sliced because SIGTERM can shorten the time left while it goes on.
+        """
+        while not lock.acquire(timeout=min(self.remaining(), _WAIT_SLICE_SECONDS)):
+            if self.remaining() <= 0:
+                self.check()
+                raise Timeout(  # acquire gave up a hair before the clock says so
+                    f"The request took longer than REQUEST_TIMEOUT_SECONDS ({self.seconds:g} s)."
+                )
         try:
             yield
         finally:

@@ -23,8 +23,9 @@ import time
 
 log = logging.getLogger(__name__)
 
-# Cloud Run's 10 s grace, less time for the answers to reach their clients.
-BUDGET_SECONDS = 8.0
+# Cloud Run's 10 s grace, less time for an engine call already running to finish (it cannot
+# be interrupted) and for the answers to reach their clients.
+BUDGET_SECONDS = 7.0
 _POLL_SECONDS = 0.1
 
 _began: float | None = None
