@@ -199,7 +199,9 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 
 
 def start(tmp: Path, name: str, env: dict[str, str]) -> Soak:
-    server = start_server(tmp, LOG_LEVEL="WARNING", **env)
+    # A generous deadline: on a starved machine requests queue for long, and a 504 is not what
+    # this measures.
+    server = start_server(tmp, LOG_LEVEL="WARNING", **{"REQUEST_TIMEOUT_SECONDS": "600", **env})
     time.sleep(1.0)  # let the load thread's last allocations settle
     soak = Soak(name, server, idle={})
     soak.idle = soak.memory()

@@ -9,6 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import requests
 
 from bench import soak
@@ -16,6 +17,7 @@ from tests import render
 from tests.conftest import start_server
 from tests.emulator import finalized, post
 from tests.test_errors import assert_error, assert_still_serves
+from tests.test_local_runner import start_runner
 from tests.test_storage import BUCKET, emulator, result_blob, storage_function  # noqa: F401
 
 # Cloud Run sends SIGKILL this long after SIGTERM.
@@ -133,3 +135,48 @@ def test_a_short_soak_keeps_memory_bounded_and_every_answer_right():
     summary = run.summary()
     assert summary["max_over_idle"] < 2.0, summary
     assert summary["last_rss_mb"] < run.samples[0]["rss"] + 100, summary
+
+
+def test_near_its_memory_limit_the_instance_sheds_requests_before_work(tmp_path, monkeypatch):
+    """Under the local runner (RLIMIT_AS 3 GiB): while a 12 MP photo is in flight the worker's
+    address space passes limit - margin, and a request arriving then is refused at once."""
+    limit_mb, threshold_mb = 3072, 950  # idle worker: ~700 MiB; during the photo: ~1.5 GiB
+    monkeypatch.setenv("MEMORY_ADMISSION_MARGIN_MB", str(limit_mb - threshold_mb))
+    runner = start_runner(tmp_path, "--memory", f"{limit_mb}MiB", "--cpus", "2")
+    try:
+        runner.wait_for("instance 1 ready")
+        master = next(
+            p
+            for p in psutil.Process(runner.process.pid).children()
+            if "functions" in p.cmdline()[2]
+        )
+        worker = master.children()[0]
+        photo = render.noisy_photo()
+        small = render.encode(render.page(["Still serving"], size=(600, 120)).image, "PNG")
+
+        def send(data: bytes, content_type: str) -> requests.Response:
+            headers = {"Content-Type": content_type}
+            return requests.post(runner.url, data=data, headers=headers, timeout=120)
+
+        with ThreadPoolExecutor(1) as pool:
+            big = pool.submit(send, photo, "image/jpeg")
+            used_mb = 0.0
+            while not big.done() and used_mb <= threshold_mb + 50:
+                used_mb = worker.memory_info().vms / 2**20
+                time.sleep(0.01)
+            assert not big.done(), f"the photo finished below {threshold_mb + 50} MiB"
+            started = time.monotonic()
+            refused = send(small, "image/png")
+            refused_in = time.monotonic() - started
+            assert big.result().status_code == 200
+
+        error = assert_error(refused, 503, "out_of_memory")
+        assert "MEMORY_ADMISSION_MARGIN_MB" in error["message"]
+        assert "before any work" in error["message"]
+        assert refused.headers["Retry-After"] == "1"
+        assert refused_in < 5, refused_in  # not queued behind the photo
+        assert send(small, "image/png").status_code == 200  # nothing in flight: admitted
+        log = runner.log()
+        assert "exceeded" not in log and "instance 2" not in log, log
+    finally:
+        runner.stop()
