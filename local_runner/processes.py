@@ -89,8 +89,8 @@ def peak_mb(pid: int) -> float | None:
 def cpu_percent(processes: dict[int, psutil.Process], pid: int) -> dict[int, float]:
     """CPU use of each process of the tree since the previous call with the same `processes`
     (100 = one CPU); a process seen for the first time reports from now on."""
-    current = {process.pid for process in tree(pid)}
-    for gone in set(processes) - current:
+    current = [process.pid for process in tree(pid)]  # root first
+    for gone in set(processes) - set(current):
         del processes[gone]
     found = {}
     for child in current:
