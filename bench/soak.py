@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--seed", type=int, default=7)
     cli.add_argument("--light", action="store_true", help="only images under 1.5 MP")
     cli.add_argument(
+        "--rendered-only", action="store_true", help="no evaluation images: rendered ones only"
+    )
+    cli.add_argument(
         "--config",
         action="append",
         type=_config,
@@ -281,7 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     configs = dict(args.config or [("default", {})])
     soaks = run(
-        configs, args.requests, args.clients, args.bad, args.seed, light=args.light, progress=True
+        configs,
+        args.requests,
+        args.clients,
+        args.bad,
+        args.seed,
+        data=None if args.rendered_only else DATA,
+        light=args.light,
+        progress=True,
     )
     summaries = {name: soak.summary() for name, soak in soaks.items()}
     for name, summary in summaries.items():
@@ -290,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             print("  wrong:", problem)
     title = f"{args.requests} requests, {args.clients} clients, {args.bad:.0%} bad"
     title += " (light images)" if args.light else ""
+    title += " (rendered only)" if args.rendered_only else ""
     if args.plot:
         plot(soaks, args.plot, title)
     if args.json:
