@@ -7,13 +7,14 @@ functions-framework --target=ocr_storage --signature-type=cloudevent  # Cloud St
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from function import http, logs, startup
+from function import http, logs, shutdown, startup
 from function.service import Service
 
 settings = startup.settings_or_exit()
 logs.configure(settings)
 service = Service(settings)
 startup.load_engine(service)
+shutdown.watch()  # SIGTERM caps every request's deadline: answered before SIGKILL
 
 
 @functions_framework.http

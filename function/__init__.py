@@ -9,6 +9,8 @@ Modules, in the order a request meets them:
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not
     backfill  - a Cloud Run job's task: its share of a bucket's objects, each through storage
     service   - the process's settings, cached engine, and the admission gate in front of it
+    deadline  - REQUEST_TIMEOUT_SECONDS per request: 504 instead of holding the engine
+    shutdown  - SIGTERM: every request answered within the platform's 10 s grace
     images    - decode, bomb checks, EXIF orientation, colour modes, resize before the model
     engine    - the one RapidOCR engine, loaded in the serving process, called one at a time
     pipeline  - decode -> OCR -> result schema, with timings and memory

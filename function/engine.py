@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import allocator
+from .deadline import Deadline
 from .errors import EngineFailed
 from .settings import Settings
 
@@ -129,10 +130,14 @@ class Engine:
             return models
 
     @contextmanager
-    def session(self) -> Iterator[Models]:
-        """The models, for one image at a time: waits for the load and for the image before."""
+    def session(self, deadline: Deadline | None = None) -> Iterator[Models]:
+        """The models, for one image at a time: waits for the load and for the image before.
+
+        With a deadline, a request waiting for the engine gives up at it (504) instead of
+        queueing behind a long image.
+        """
         models = self._ensure_loaded()
-        with self._lock:
+        with deadline.hold(self._lock) if deadline is not None else self._lock:
             yield models
 
 

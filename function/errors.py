@@ -77,6 +77,18 @@ class EngineFailed(OcrError):
         )
 
 
+class Timeout(OcrError):
+    """The request passed REQUEST_TIMEOUT_SECONDS; it stopped before (more) engine work."""
+
+    status, code, permanent = 504, "timeout", False
+
+
+class ShuttingDown(OcrError):
+    """The instance received SIGTERM: new work is refused and waiting work given up in time."""
+
+    status, code, permanent = 503, "shutting_down", False
+
+
 class Internal(OcrError):
     status, code, permanent = 500, "internal", False
 

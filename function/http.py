@@ -18,6 +18,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 from werkzeug.formparser import FormDataParser
 
+from .deadline import Deadline
 from .errors import (
     BadRequest,
     EmptyBody,
@@ -44,13 +45,14 @@ _FORMATS = ("json", "text")
 def handle(request: flask.Request, service: Service) -> flask.Response:
     """Serve one HTTP invocation; never raises."""
     started = time.perf_counter()
+    deadline = service.deadline()
     fields: dict[str, object] = {"method": request.method, "content_type": request.mimetype}
     error: OcrError | None = None
     try:
         if request.method in ("GET", "HEAD"):
             response = _service_info(service, fields)
         elif request.method == "POST":
-            response = _recognise(request, service, fields)
+            response = _recognise(request, service, fields, deadline)
         else:
             raise MethodNotAllowed(
                 f"{request.method} is not supported: POST an image, or GET for service info.",
@@ -95,7 +97,7 @@ def error_response(error: OcrError) -> flask.Response:
 
 
 def _recognise(
-    request: flask.Request, service: Service, fields: dict[str, object]
+    request: flask.Request, service: Service, fields: dict[str, object], deadline: Deadline
 ) -> flask.Response:
     output = request.args.get("format", "json").lower()
     if output not in _FORMATS:
@@ -103,7 +105,7 @@ def _recognise(
     with service.admission():
         data = read_image_bytes(request, service.settings.max_image_bytes)
         fields["bytes_in"] = len(data)
-        result = service.ocr(data)
+        result = service.ocr(data, deadline)
         del data
     fields.update(_result_fields(result))
     if output == "text":

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import layout, memory
+from .deadline import Deadline
 from .engine import Engine, Models
 from .errors import OcrError, OutOfMemory
 from .images import DecodedImage, decode
@@ -83,26 +84,27 @@ def run(
     settings: Settings,
     engine: Engine,
     decoding: threading.Lock,
-    check: Callable[[], None] = _never,
+    *,
+    deadline: Deadline,
 ) -> OcrResult:
     """OCR one image. Raises OcrError subclasses for anything the client must be told.
 
     `decoding` is held while decoding: with the engine's own lock, at most one image is being
-    decoded and one recognised at any moment, whatever number of requests are admitted. `check`
-    is called between steps and raises once the request should stop (its deadline).
+    decoded and one recognised at any moment, whatever number of requests are admitted. Waiting
+    for either gives up at `deadline`, which is checked again before the engine starts.
     """
     started = time.perf_counter()
     try:
-        with decoding:
+        with deadline.hold(decoding):
             image = decode(
                 data,
                 max_side=settings.max_side if settings.memory_optimization else None,
                 max_pixels=settings.max_pixels,
             )
         decoded = time.perf_counter()
-        check()
-        with engine.session() as models:
-            lines = read(image, models, check)
+        deadline.check()
+        with engine.session(deadline) as models:
+            lines = read(image, models, deadline.check)
     except OcrError:
         raise
     except MemoryError:

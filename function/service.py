@@ -5,6 +5,12 @@ once (the rest get 429 without their body being buffered), only one of them is d
 or GIF is decoded at full size before it is shrunk) and only one is inside the engine. So peak
 memory is one decode plus one engine run plus a few compressed uploads and shrunk images,
 whatever the traffic.
+
+A count cannot see memory, though: several large images in flight, or a library holding on to
+what it allocated, can bring the instance near its limit with fewer requests. So while others
+are in flight, a request is also refused (503 `out_of_memory`, before its body is read) when the
+instance is within MEMORY_ADMISSION_MARGIN_MB of its limit. With nothing in flight refusing
+frees nothing, so that request is admitted; a failed allocation is still a 503.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import __version__, memory, pipeline
+from . import __version__, memory, pipeline, shutdown
+from .deadline import Deadline
 from .engine import Engine
-from .errors import Busy
+from .errors import Busy, OutOfMemory, ShuttingDown
 from .settings import Settings
 
 RETRY_AFTER_SECONDS = 1
@@ -31,19 +38,27 @@ class Service:
 
     @contextmanager
     def admission(self) -> Iterator[None]:
-        """Hold one of MAX_CONCURRENT_REQUESTS slots, or raise Busy (429) without waiting.
+        """Hold one of MAX_CONCURRENT_REQUESTS slots, or raise without waiting: Busy (429),
+        OutOfMemory (503) near the memory limit, ShuttingDown (503) after SIGTERM.
 
         The first invocation into an idle process resets the memory high-water mark, so each
         response's peak covers its own invocation (and, under concurrency, its neighbours').
         """
+        retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        if shutdown.began():
+            raise ShuttingDown(
+                "The instance is shutting down; retry the request.", headers=retry_after
+            )
         with self._counter:
             if self._in_flight >= self.settings.max_concurrent_requests:
                 raise Busy(
                     f"{self._in_flight} requests are already in progress "
                     f"(MAX_CONCURRENT_REQUESTS={self.settings.max_concurrent_requests}); "
                     f"retry after {RETRY_AFTER_SECONDS} s.",
-                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                    headers=retry_after,
                 )
+            if self._in_flight > 0:
+                self._check_headroom(retry_after)
             if self._in_flight == 0:
                 memory.reset_peak()
             self._in_flight += 1
@@ -55,9 +70,27 @@ class Service:
             if self.settings.enable_gc_after_request:
                 memory.release()
 
-    def ocr(self, data: bytes) -> pipeline.OcrResult:
-        """OCR image bytes already admitted by `admission()`."""
-        return pipeline.run(data, self.settings, self.engine, self._decoding)
+    def _check_headroom(self, headers: dict[str, str]) -> None:
+        margin = self.settings.memory_admission_margin_mb
+        found = memory.headroom_mb() if margin else None
+        if found is None or found[0] >= margin:
+            return
+        left, used, how = found
+        raise OutOfMemory(
+            f"The instance is within MEMORY_ADMISSION_MARGIN_MB ({margin} MiB) of its memory "
+            f"limit ({used:.0f} MiB used, {left:.0f} MiB left, {how}) with "
+            f"{self._in_flight} request(s) in progress; this one was refused before any work. "
+            f"Retry after {RETRY_AFTER_SECONDS} s.",
+            headers=headers,
+        )
+
+    def deadline(self) -> Deadline:
+        """A new request's deadline: REQUEST_TIMEOUT_SECONDS from now (sooner after SIGTERM)."""
+        return Deadline(self.settings.request_timeout_seconds)
+
+    def ocr(self, data: bytes, deadline: Deadline) -> pipeline.OcrResult:
+        """OCR image bytes already admitted by `admission()`, giving up at `deadline`."""
+        return pipeline.run(data, self.settings, self.engine, self._decoding, deadline=deadline)
 
     def info(self) -> dict[str, object]:
         """Service information for GET: a readiness probe and a settings check."""

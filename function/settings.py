@@ -41,6 +41,8 @@ class Settings:
     memory_attention_mb: int = 1024
     memory_warning_mb: int = 2048
     ocr_threads: int = 1
+    request_timeout_seconds: int = 60
+    memory_admission_margin_mb: int = 512
     log_level: str = "WARNING"
     log_format: str = "auto"
     output_bucket: str = ""
@@ -72,6 +74,12 @@ class Settings:
                 "MEMORY_WARNING_MB", cls.memory_warning_mb, 1, 1 << 20
             ),
             ocr_threads=reader.integer("OCR_THREADS", available_cpus(), 1, 256),
+            request_timeout_seconds=reader.integer(
+                "REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds, 1, 3600
+            ),
+            memory_admission_margin_mb=reader.integer(
+                "MEMORY_ADMISSION_MARGIN_MB", cls.memory_admission_margin_mb, 0, 1 << 20
+            ),
             log_level=reader.choice("LOG_LEVEL", cls.log_level, LOG_LEVELS),
             log_format=reader.choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
             output_bucket=env.get("OUTPUT_BUCKET", "").strip(),

@@ -32,6 +32,7 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from .deadline import Deadline
 from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
 from .images import is_image_media_type
 from .service import Service
@@ -159,8 +160,9 @@ def process(
         return "duplicate"
     if dry_run:
         return "pending"
+    deadline = service.deadline()  # from here: REQUEST_TIMEOUT_SECONDS, or SIGTERM's budget
     try:
-        body = _recognise(source, service, fields)
+        body = _recognise(source, service, fields, deadline)
         outcome = "written"
     except OcrError as error:
         if not error.permanent or isinstance(error, ObjectGone):
@@ -175,7 +177,9 @@ def process(
     return outcome
 
 
-def _recognise(source: Source, service: Service, fields: dict[str, object]) -> dict[str, object]:
+def _recognise(
+    source: Source, service: Service, fields: dict[str, object], deadline: Deadline
+) -> dict[str, object]:
     """Refuse what cannot be an acceptable image before downloading; OCR the rest."""
     limit = service.settings.max_image_bytes
     if not is_image_media_type(source.content_type):
@@ -186,7 +190,7 @@ def _recognise(source: Source, service: Service, fields: dict[str, object]) -> d
         raise TooLarge.over(limit)
     with service.admission():
         data = _download(source, limit)
-        result = service.ocr(data)
+        result = service.ocr(data, deadline)
         del data
     fields.update(
         lines=len(result.lines),

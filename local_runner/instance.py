@@ -19,6 +19,7 @@ MALLOC_ARENA_MAX=2 so the address space tracks what is really used.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import resource
 import signal
@@ -174,9 +175,8 @@ class Instance:
         if self.peak is None:
             self.peak = now
         else:  # the largest of each, over the instance's life
-            self.peak = TreeMemory(
-                rss_mb=now.rss_mb,
-                total_rss_mb=now.total_rss_mb,
+            self.peak = dataclasses.replace(
+                now,
                 peak_mb=max(self.peak.peak_mb, now.peak_mb),
                 vm_peak_mb=max(self.peak.vm_peak_mb, now.vm_peak_mb),
             )

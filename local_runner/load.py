@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .processes import listening_pid, reset_peaks, sample
+from .processes import listening_pid, peak_mb, reset_peaks
 
 _SAMPLE_SECONDS = 0.02
 NO_ANSWER = "no answer"
@@ -202,9 +202,9 @@ class PeakSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._finished.wait(_SAMPLE_SECONDS):
-            now = sample(self.pid)
+            now = peak_mb(self.pid)
             if now is not None:
-                self.peak_mb = max(self.peak_mb, now.peak_mb)
+                self.peak_mb = max(self.peak_mb, now)
 
     def stop(self) -> float:
         self._finished.set()

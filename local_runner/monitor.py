@@ -1,7 +1,9 @@
 """`monitor`: the instance's memory as the platform would count it, once or every few seconds.
 
 It replaces the old service's memory_monitor.py (same flags: --monitor, --interval,
---threshold). Levels use the function's own thresholds, read from the instance's environment.
+--threshold). The instance's memory is the PSS of its processes summed (pages gunicorn's master
+and worker share counted once); levels and alerts use it, with the function's own thresholds
+read from the instance's environment. Each sample also shows each process's CPU use.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
+
+import psutil
 
 from function import memory
 from function.settings import Settings, SettingsError
 
 from . import state
-from .processes import TreeMemory, listening_pid, sample
+from .processes import TreeMemory, cpu_percent, listening_pid, sample
 
 _FRAMEWORK_VARIABLES = ("THREADS", "WORKERS", "MALLOC_ARENA_MAX")
 
@@ -60,7 +63,8 @@ def report(target: Target) -> str:
     env = _environment(target.pid)
     lines = [
         ("instance", f"pid {target.pid}" + (f", {target.url}" if target.url else "")),
-        ("rss", f"{now.total_rss_mb} MiB ({_per_process(now)})"),
+        ("memory", f"{now.pss_mb} MiB PSS (shared pages counted once; USS {_uss(now)})"),
+        ("rss", f"{now.total_rss_mb} MiB summed ({_per_process(now)})"),
         ("peak rss", f"{now.peak_mb} MiB (sum of each process's high-water mark)"),
     ]
     try:
@@ -68,7 +72,7 @@ def report(target: Target) -> str:
     except SettingsError as exc:
         lines.append(("settings", f"invalid: {exc}"))
     else:
-        lines.append(("level", _level(now.total_rss_mb, settings)))
+        lines.append(("level", _level(now.pss_mb, settings)))
         lines.append(("settings", _settings_line(settings, env)))
     lines.append(("limit", _limits(target.pid)))
     lines.append(("system", _system_memory()))
@@ -77,13 +81,16 @@ def report(target: Target) -> str:
 
 
 def watch(target: Target, interval: float, threshold_mb: float, count: int | None) -> int:
-    """Print a line per sample, and an alert line whenever RSS crosses the threshold.
+    """Print a line per sample, and an alert line whenever the instance's memory (PSS summed)
+    crosses the threshold.
 
     Ends when the instance is gone (after following `serve` to a restarted instance), after
     `count` samples, or on Ctrl-C.
     """
     above = False
     taken = 0
+    processes: dict[int, psutil.Process] = {}
+    cpu_percent(processes, target.pid)  # the first reading only starts the count
     try:
         while count is None or taken < count:
             now = sample(target.pid)
@@ -96,13 +103,22 @@ def watch(target: Target, interval: float, threshold_mb: float, count: int | Non
                 continue
             taken += 1
             clock = time.strftime("%H:%M:%S")
-            rss = now.total_rss_mb
-            print(f"{clock}  rss {rss} MiB  peak {now.peak_mb} MiB", flush=True)
-            if rss > threshold_mb and not above:
-                print(f"ALERT {clock}  rss {rss} MiB is above {threshold_mb:g} MiB", flush=True)
-            elif rss <= threshold_mb and above:
-                print(f"RECOVERED {clock}  rss {rss} MiB is under {threshold_mb:g} MiB", flush=True)
-            above = rss > threshold_mb
+            used = now.pss_mb
+            cpu = ", ".join(
+                f"{pid} {pct:.0f} %" for pid, pct in cpu_percent(processes, target.pid).items()
+            )
+            print(
+                f"{clock}  pss {used} MiB  rss {now.total_rss_mb} MiB  peak {now.peak_mb} MiB  "
+                f"cpu {cpu}",
+                flush=True,
+            )
+            if used > threshold_mb and not above:
+                print(f"ALERT {clock}  pss {used} MiB is above {threshold_mb:g} MiB", flush=True)
+            elif used <= threshold_mb and above:
+                print(
+                    f"RECOVERED {clock}  pss {used} MiB is under {threshold_mb:g} MiB", flush=True
+                )
+            above = used > threshold_mb
             if count is None or taken < count:
                 time.sleep(interval)
     except KeyboardInterrupt:
@@ -127,6 +143,10 @@ def _restarted(target: Target) -> Target | None:
 
 def _per_process(now: TreeMemory) -> str:
     return ", ".join(f"pid {pid}: {mb}" for pid, mb in now.rss_mb.items())
+
+
+def _uss(now: TreeMemory) -> str:
+    return ", ".join(f"pid {pid}: {mb}" for pid, mb in now.uss_mb.items())
 
 
 def _level(rss_mb: float, settings: Settings) -> str:
@@ -155,15 +175,10 @@ def _limits(pid: int) -> str:
 
 
 def _system_memory() -> str:
-    info = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, value = line.split(":", 1)
-        info[key] = int(value.split()[0]) // 1024
-    used = info["MemTotal"] - info["MemAvailable"]
-    return f"{used} of {info['MemTotal']} MiB used ({100 * used / info['MemTotal']:.1f} %)"
+    system = psutil.virtual_memory()
+    used, total = (system.total - system.available) // 2**20, system.total // 2**20
+    return f"{used} of {total} MiB used ({100 * used / total:.1f} %)"
 
 
 def _environment(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+    return psutil.Process(pid).environ()
