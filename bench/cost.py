@@ -39,10 +39,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def status_mb(pid: int, field: str) -> float:
-    """A /proc/PID/status memory field (VmRSS, VmHWM), in MB (10^6 bytes, as the function's)."""
+    """A /proc/PID/status memory field (VmRSS, VmHWM), in MB of 2^20 bytes, as the function's."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
-            return round(int(line.split()[1]) * 1024 / 1e6, 1)
+            return round(int(line.split()[1]) / 1024, 1)  # the field is in kB (2^10 bytes)
     raise KeyError(field)
 
 
