@@ -10,9 +10,9 @@ INPUT_BUCKET="${INPUT_BUCKET:-$PROJECT-ocr-input}"    # uploads here are OCR'd
 OUTPUT_BUCKET="${OUTPUT_BUCKET:-$PROJECT-ocr-results}" # results go here, under OUTPUT_PREFIX
 OUTPUT_PREFIX="${OUTPUT_PREFIX:-ocr-results/}"
 # Instance size, for the functions and the job's tasks alike. Memory: the instance peaks at
-# ~290 MiB (gunicorn's master ~51 + the worker's peak ~251 on the largest pages; README
-# "Deploy"), so 512 MiB, the smallest size that allows 1 vCPU. CPU: 1, because the platform sends
-# an instance more than one request at a time only from 1 vCPU up.
+# ~290 MiB (gunicorn's master ~51 + the worker's high-water mark ~240 on the largest pages;
+# README "Deploy"), so 512 MiB, with room for requests waiting their turn. CPU: 1, because the
+# platform sends an instance more than one request at a time only from 1 vCPU up.
 MEMORY="${MEMORY:-512Mi}"
 CPU="${CPU:-1}"
 ENV_FILE=deploy/env.yaml # the functions' and the job's environment (gcloud and Terraform read it)
