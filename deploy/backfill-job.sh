@@ -44,7 +44,7 @@ deploy() {
   fi
   grant "$OUTPUT_BUCKET" ocr-backfill roles/storage.objectUser
 
-  local prefix=() env_file
+  local prefix=()
   if [[ -n "$BACKFILL_PREFIX" ]]; then prefix=("--prefix=$BACKFILL_PREFIX"); fi
   env_file="$(results_env_file)"
   trap 'rm -f "$env_file"' EXIT
