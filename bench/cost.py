@@ -3,10 +3,14 @@
     python -m bench.cost [--repeats 5]
 
 The deployment (deploy/) gives each instance 1 vCPU, so the function runs here pinned to one CPU
-(this process and everything it starts: OCR_THREADS follows the affinity and is 1). Inputs are
-memory_latency's rendered A4 page and 12 MP photo. Per request: wall time, the serving worker's
-CPU seconds (user + system, every thread, from /proc) and the reported peak RSS; medians after
-one warm-up request. Writes bench/results/cost.json and a Markdown table on stdout.
+(this process and everything it starts: OCR_THREADS follows the affinity and is 1), with the
+environment it is deployed with (deploy/env.yaml), beside the same with MAX_SIDE=1600 (what the
+previous runs measured): both at once, every input to each in turn. Inputs are memory_latency's
+rendered A4 page and 12 MP photo. Per request: wall time, the serving worker's CPU seconds (user
++ system, every thread, from /proc) and the reported peak RSS; medians after one warm-up request.
+Per configuration, what sizes the instance: the worker's RSS once the engine is loaded (idle),
+gunicorn's master's RSS, and master + the worker's high-water mark (VmHWM) after every request.
+Writes bench/results/cost.json and Markdown tables on stdout.
 """
 
 from __future__ import annotations
@@ -17,10 +21,15 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.harness import median, ocr, start
+import yaml
+
+from bench.harness import median, ocr
 from bench.memory_latency import inputs
+from tests.conftest import ROOT, Server, start_server
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+DEPLOYED = yaml.safe_load((ROOT / "deploy/env.yaml").read_text())
+CONFIGS = {"deployed": DEPLOYED, "deployed, MAX_SIDE=1600": {**DEPLOYED, "MAX_SIDE": "1600"}}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -29,42 +38,78 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
 
 
+def status_mb(pid: int, field: str) -> float:
+    """A /proc/PID/status memory field (VmRSS, VmHWM), in MB of 2^20 bytes, as the function's."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return round(int(line.split()[1]) / 1024, 1)  # the field is in kB (2^10 bytes)
+    raise KeyError(field)
+
+
+def measure(servers: dict[str, Server], repeats: int) -> dict[str, dict]:
+    """Every input to every configuration in turn, so a noisy machine slows them alike."""
+    workers = {config: server.worker_pid() for config, server in servers.items()}
+    results = {
+        config: {"worker_idle_mb": status_mb(workers[config], "VmRSS"), "pages": {}}
+        for config in servers
+    }
+    for name, data in inputs().items():
+        if "word" in name:
+            continue
+        runs = {config: {"wall": [], "cpu": [], "peak": [], "lines": 0} for config in servers}
+        for server in servers.values():
+            ocr(server, data)  # warm-up
+        for _ in range(repeats):
+            for config, server in servers.items():
+                before = cpu_seconds(workers[config])
+                body = ocr(server, data)
+                runs[config]["cpu"].append(cpu_seconds(workers[config]) - before)
+                runs[config]["wall"].append(body["wall_ms"] / 1000)
+                runs[config]["peak"].append(body["memory"]["peak_rss_mb"])
+                runs[config]["lines"] = len(body["lines"])
+        for config, run in runs.items():
+            results[config]["pages"][name] = {
+                "wall_s": round(median(run["wall"]), 2),
+                "cpu_s": round(median(run["cpu"]), 2),
+                "peak_rss_mb": round(max(run["peak"]), 1),
+                "lines": run["lines"],
+            }
+    for config, server in servers.items():
+        master = status_mb(server.process.pid, "VmRSS")
+        results[config]["master_mb"] = master
+        results[config]["instance_peak_mb"] = round(master + status_mb(workers[config], "VmHWM"), 1)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/cost.json")
     args = parser.parse_args()
 
-    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one CPU, inherited by the server
-    results: dict[str, dict] = {}
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one CPU, inherited by the servers
     with tempfile.TemporaryDirectory() as tmp:
-        server = start(Path(tmp), ["max_side_1600"])["max_side_1600"]
+        servers: dict[str, Server] = {}
         try:
-            worker = server.worker_pid()
-            for name, data in inputs().items():
-                if "word" in name:
-                    continue
-                ocr(server, data)  # warm-up
-                walls, cpus, peaks = [], [], []
-                for _ in range(args.repeats):
-                    before = cpu_seconds(worker)
-                    body = ocr(server, data)
-                    cpus.append(cpu_seconds(worker) - before)
-                    walls.append(body["wall_ms"] / 1000)
-                    peaks.append(body["memory"]["peak_rss_mb"])
-                results[name] = {
-                    "wall_s": round(median(walls), 2),
-                    "cpu_s": round(median(cpus), 2),
-                    "peak_rss_mb": round(max(peaks), 1),
-                    "lines": len(body["lines"]),
-                }
+            for config, env in CONFIGS.items():
+                servers[config] = start_server(Path(tmp), **env)
+            results = measure(servers, args.repeats)
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("| input | wall s (median) | worker CPU s (median) | peak RSS MB (max) |")
+    print("| configuration | input | wall s (median) | worker CPU s (median) | peak RSS MB (max) |")
+    print("|---|---|---|---|---|")
+    for config, result in results.items():
+        for name, row in result["pages"].items():
+            print(
+                f"| {config} | {name} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_mb']} |"
+            )
+    print()
+    print("| configuration | worker idle MB | master MB | instance peak MB (master + worker HWM) |")
     print("|---|---|---|---|")
-    for name, row in results.items():
-        print(f"| {name} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_mb']} |")
+    for config, r in results.items():
+        print(f"| {config} | {r['worker_idle_mb']} | {r['master_mb']} | {r['instance_peak_mb']} |")
 
 
 if __name__ == "__main__":

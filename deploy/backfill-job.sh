@@ -1,80 +1,76 @@
 #!/usr/bin/env bash
-# Deploy the backfill as a Cloud Run job, from source, and optionally run it over a bucket.
+# The backfill (README "Backfill") as a Cloud Run job, with gcloud, from the repository root:
 #
-#   deploy/backfill-job.sh BUCKET [PREFIX]          # deploy (or update) the job
-#   EXECUTE=1 deploy/backfill-job.sh BUCKET [PREFIX]  # ... and start an execution, and wait
+#   PROJECT=my-project deploy/backfill-job.sh deploy          # build from source, deploy the job
+#   PROJECT=my-project deploy/backfill-job.sh run [OPTION...]  # run it over the bucket and wait
 #
-# The job runs `python -m function.backfill BUCKET [--prefix PREFIX]` as TASKS tasks, each on its
-# own instance with CLOUD_RUN_TASK_INDEX/COUNT set; every task takes its own share of the
-# bucket (a hash of each object's name) and writes the results the Cloud Storage trigger writes.
-# Settings (environment, defaults in brackets):
-#   PROJECT [gcloud's project]   REGION [europe-west1]   JOB [ocr-backfill]
-#   TASKS [10]  PARALLELISM [TASKS]  MAX_RETRIES [3]  TASK_TIMEOUT [86400s: a task's whole share]
-#   MEMORY [4Gi]  CPU [2]  OUTPUT_BUCKET [BUCKET]  OUTPUT_PREFIX [ocr-results/]
-#   SERVICE_ACCOUNT_NAME [ocr-backfill]: created if missing, granted storage roles on the buckets
+# Every task runs `python -m function.backfill BACKFILL_BUCKET [--prefix=BACKFILL_PREFIX]` with
+# CLOUD_RUN_TASK_INDEX/COUNT set, takes its share of the bucket and writes exactly the results
+# the storage function writes (same OUTPUT_BUCKET, OUTPUT_PREFIX, environment and instance size:
+# deploy/common.sh). `run`'s OPTIONs replace the prefix for that execution: --prefix=P,
+# --since=TIME, --limit=N, --dry-run (no commas: gcloud splits --args on them).
+# Settings (environment; the shared ones are in deploy/common.sh):
+#   BACKFILL_BUCKET [INPUT_BUCKET]  BACKFILL_PREFIX [none]  JOB [ocr-backfill]  TASKS [10]
+#   PARALLELISM [TASKS]  MAX_RETRIES [3]  TASK_TIMEOUT [86400s: one attempt at a task's share]
 set -euo pipefail
-
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-  sed -n '2,15p' "$0" >&2
-  exit 2
-fi
-BUCKET=$1
-PREFIX=${2:-}
-PROJECT=${PROJECT:-$(gcloud config get-value project 2>/dev/null)}
-REGION=${REGION:-europe-west1}
-JOB=${JOB:-ocr-backfill}
-TASKS=${TASKS:-10}
-PARALLELISM=${PARALLELISM:-$TASKS}
-MAX_RETRIES=${MAX_RETRIES:-3}
-TASK_TIMEOUT=${TASK_TIMEOUT:-86400s}
-MEMORY=${MEMORY:-4Gi}
-CPU=${CPU:-2}
-OUTPUT_BUCKET=${OUTPUT_BUCKET:-$BUCKET}
-OUTPUT_PREFIX=${OUTPUT_PREFIX:-ocr-results/}
-SERVICE_ACCOUNT_NAME=${SERVICE_ACCOUNT_NAME:-ocr-backfill}
-SERVICE_ACCOUNT="${SERVICE_ACCOUNT_NAME}@${PROJECT}.iam.gserviceaccount.com"
-
-if [[ -z "$PROJECT" ]]; then
-  echo "No project: set PROJECT or run 'gcloud config set project ...'" >&2
-  exit 2
-fi
 cd "$(dirname "$0")/.."
 
-# The tasks' identity: list and read the source bucket; read, create and replace results
-# (replacing an object needs delete as well as create, hence objectUser on the output bucket).
-if ! gcloud iam service-accounts describe "$SERVICE_ACCOUNT" --project "$PROJECT" >/dev/null 2>&1; then
-  gcloud iam service-accounts create "$SERVICE_ACCOUNT_NAME" --project "$PROJECT" \
-    --display-name "OCR backfill (Cloud Run job)"
-fi
-if [[ "$OUTPUT_BUCKET" != "$BUCKET" ]]; then
-  gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" \
-    --member "serviceAccount:$SERVICE_ACCOUNT" --role roles/storage.objectViewer >/dev/null
-fi
-gcloud storage buckets add-iam-policy-binding "gs://$OUTPUT_BUCKET" \
-  --member "serviceAccount:$SERVICE_ACCOUNT" --role roles/storage.objectUser >/dev/null
+# shellcheck source=deploy/common.sh
+. deploy/common.sh # PROJECT, REGION, buckets, MEMORY, CPU, ENV_FILE, set-up helpers
+BACKFILL_BUCKET="${BACKFILL_BUCKET:-$INPUT_BUCKET}"
+BACKFILL_PREFIX="${BACKFILL_PREFIX:-}"
+JOB="${JOB:-ocr-backfill}"
+TASKS="${TASKS:-10}"
+PARALLELISM="${PARALLELISM:-$TASKS}"
+MAX_RETRIES="${MAX_RETRIES:-3}"
+TASK_TIMEOUT="${TASK_TIMEOUT:-86400s}"
 
-# Built by Google Cloud's buildpacks (Python from .python-version). The command goes through the
-# buildpacks' launcher, which puts the built Python and its packages on the path.
-ARGS="python,-m,function.backfill,$BUCKET"
-if [[ -n "$PREFIX" ]]; then
-  ARGS="$ARGS,--prefix=$PREFIX"
-fi
-gcloud run jobs deploy "$JOB" \
-  --project "$PROJECT" \
-  --region "$REGION" \
-  --source . \
-  --ignore-file deploy/backfill.gcloudignore \
-  --command /cnb/lifecycle/launcher \
-  --args "$ARGS" \
-  --tasks "$TASKS" \
-  --parallelism "$PARALLELISM" \
-  --max-retries "$MAX_RETRIES" \
-  --task-timeout "$TASK_TIMEOUT" \
-  --memory "$MEMORY" \
-  --cpu "$CPU" \
-  --service-account "$SERVICE_ACCOUNT" \
-  --set-env-vars "OUTPUT_BUCKET=$OUTPUT_BUCKET,OUTPUT_PREFIX=$OUTPUT_PREFIX,LOG_LEVEL=WARNING"
+# The container's command is the buildpacks' launcher, which puts the built Python and its
+# packages on the path; after `--` it runs the command directly, with no shell re-evaluating the
+# bucket name or prefix. (The image's default process is a web server the job does not use.)
+backfill_args() { # [OPTION...]: the container arguments, comma-separated as gcloud takes them
+  local IFS=,
+  echo "--,python,-m,function.backfill,$BACKFILL_BUCKET${*:+,$*}"
+}
 
-if [[ "${EXECUTE:-0}" == 1 ]]; then
-  gcloud run jobs execute "$JOB" --project "$PROJECT" --region "$REGION" --wait
-fi
+deploy() {
+  enable_apis
+  service_account ocr-backfill "OCR backfill (Cloud Run job)"
+  bucket "$OUTPUT_BUCKET"
+  # The tasks list and read the scans and read, create and replace results (objectUser: replacing
+  # needs delete as well as create). objectUser includes reading, so one bucket needs one role.
+  if [[ "$BACKFILL_BUCKET" != "$OUTPUT_BUCKET" ]]; then
+    grant "$BACKFILL_BUCKET" ocr-backfill roles/storage.objectViewer
+  fi
+  grant "$OUTPUT_BUCKET" ocr-backfill roles/storage.objectUser
+
+  local prefix=()
+  if [[ -n "$BACKFILL_PREFIX" ]]; then prefix=("--prefix=$BACKFILL_PREFIX"); fi
+  env_file="$(results_env_file)"
+  trap 'rm -f "$env_file"' EXIT
+  # From source: gcloud uploads what the root .gcloudignore lets through (main.py, function/,
+  # requirements.txt, the OpenCV stand-in it names, .python-version), the same files as the
+  # functions'; `gcloud run jobs deploy` has no other ignore file. Cloud Build builds it with
+  # Google Cloud's buildpacks: Python from .python-version (3.11; the buildpacks' default would
+  # be newer than rapidocr-onnxruntime supports), packages from requirements.txt.
+  gcloud run jobs deploy "$JOB" --project="$PROJECT" --region="$REGION" --source=. \
+    --command=/cnb/lifecycle/launcher --args="$(backfill_args "${prefix[@]}")" \
+    --tasks="$TASKS" --parallelism="$PARALLELISM" --max-retries="$MAX_RETRIES" \
+    --task-timeout="$TASK_TIMEOUT" --memory="$MEMORY" --cpu="$CPU" \
+    --service-account="ocr-backfill@$PROJECT.iam.gserviceaccount.com" \
+    --env-vars-file="$env_file"
+}
+
+run() { # [OPTION...]: execute the job and wait for every task
+  gcloud run jobs execute "$JOB" --project="$PROJECT" --region="$REGION" --wait \
+    ${1:+"--args=$(backfill_args "$@")"}
+}
+
+case "${1:-}" in
+deploy) deploy ;;
+run) run "${@:2}" ;;
+*)
+  echo "usage: PROJECT=... $0 deploy | run [--prefix=P] [--since=TIME] [--limit=N] [--dry-run]" >&2
+  exit 2
+  ;;
+esac

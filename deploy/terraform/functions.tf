@@ -52,10 +52,7 @@ resource "google_cloudfunctions2_function" "storage" {
     timeout_seconds                  = var.storage_timeout_seconds
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     service_account_email            = google_service_account.runtime.email
-    environment_variables = merge(local.env, {
-      OUTPUT_BUCKET = google_storage_bucket.output.name
-      OUTPUT_PREFIX = var.output_prefix
-    })
+    environment_variables            = local.results_env
   }
 
   event_trigger {

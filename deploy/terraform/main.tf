@@ -1,5 +1,6 @@
-# What both functions share: providers, APIs, the source archive, buckets, service accounts and
-# IAM. The functions themselves are in functions.tf. From this directory:
+# What the functions and the backfill job share: providers, APIs, the source archive, buckets,
+# service accounts and IAM. The functions are in functions.tf, the job in backfill_job.tf. From
+# this directory:
 #   terraform init && terraform apply -var project=my-project
 
 terraform {
@@ -25,13 +26,18 @@ locals {
   root = "${path.module}/../.."
   # The functions' environment: deploy/env.yaml, the same file gcloud's --env-vars-file reads.
   env = yamldecode(file("${local.root}/deploy/env.yaml"))
+  # Where results go, for the storage function and the backfill job alike.
+  results_env = merge(local.env, {
+    OUTPUT_BUCKET = google_storage_bucket.output.name
+    OUTPUT_PREFIX = var.output_prefix
+  })
   # The platform's per-instance concurrency is the function's own admission limit.
   concurrency   = tonumber(local.env["MAX_CONCURRENT_REQUESTS"])
   input_bucket  = var.input_bucket != "" ? var.input_bucket : "${var.project}-ocr-input"
   output_bucket = var.output_bucket != "" ? var.output_bucket : "${var.project}-ocr-results"
   # What the function runs, and nothing else: the files .gcloudignore lets through.
   source_files = setunion(
-    ["main.py", "requirements.txt", "deploy/opencv-python-headless/pyproject.toml"],
+    [".python-version", "main.py", "requirements.txt", "deploy/opencv-python-headless/pyproject.toml"],
     fileset(local.root, "function/*.py"),
   )
 }

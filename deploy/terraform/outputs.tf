@@ -17,3 +17,13 @@ output "runtime_service_account" {
   description = "The identity the functions run as."
   value       = google_service_account.runtime.email
 }
+
+output "backfill_image_name" {
+  description = "Build the backfill's image here (README: Backfill), then apply with backfill_image."
+  value       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}/ocr-backfill"
+}
+
+output "backfill_job" {
+  description = "The backfill job (null until backfill_image is set): deploy/backfill-job.sh run."
+  value       = one(google_cloud_run_v2_job.backfill[*].name)
+}

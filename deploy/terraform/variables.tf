@@ -7,7 +7,7 @@ variable "project" {
 }
 
 variable "region" {
-  description = "Region of the functions, the buckets and the trigger."
+  description = "Region of everything: functions, trigger, job, buckets, image repository."
   type        = string
   default     = "europe-west1"
 }
@@ -49,9 +49,9 @@ variable "output_prefix" {
 }
 
 variable "memory" {
-  description = "Memory of each instance: the measured peak plus headroom (README: Deploy)."
+  description = "Memory of each instance (functions and job tasks): the measured peak + headroom."
   type        = string
-  default     = "1Gi"
+  default     = "512Mi"
 }
 
 variable "cpu" {
@@ -76,4 +76,55 @@ variable "storage_timeout_seconds" {
   description = "Timeout of one storage event; a timed-out event is retried."
   type        = number
   default     = 300
+}
+
+# The backfill job (backfill_job.tf). It writes where the storage function writes (output bucket,
+# output_prefix), with the same instance size and environment.
+
+variable "backfill_image" {
+  description = "Image of this repository built by Google Cloud's buildpacks. Empty: no job yet."
+  type        = string
+  default     = ""
+}
+
+variable "backfill_job" {
+  description = "Name of the backfill's Cloud Run job."
+  type        = string
+  default     = "ocr-backfill"
+}
+
+variable "backfill_bucket" {
+  description = "Bucket whose objects the backfill OCRs. Empty: the input bucket."
+  type        = string
+  default     = ""
+}
+
+variable "backfill_prefix" {
+  description = "Only objects whose name starts with this (empty: the whole bucket)."
+  type        = string
+  default     = ""
+}
+
+variable "backfill_tasks" {
+  description = "Tasks (instances) the bucket is split over; at most 10000."
+  type        = number
+  default     = 10
+}
+
+variable "backfill_parallelism" {
+  description = "Tasks running at once (0: as many as the platform allows)."
+  type        = number
+  default     = 10
+}
+
+variable "backfill_max_retries" {
+  description = "Retries of a failed task; a retry skips what is already done."
+  type        = number
+  default     = 3
+}
+
+variable "backfill_task_timeout" {
+  description = "Deadline of one task attempt (its whole share), as a duration."
+  type        = string
+  default     = "86400s"
 }
