@@ -42,7 +42,7 @@ class Settings:
     memory_warning_mb: int = 2048
     ocr_threads: int = 1
     request_timeout_seconds: int = 60
-    memory_admission_margin_mb: int = 512
+    memory_admission_margin_mb: int = 128
     log_level: str = "WARNING"
     log_format: str = "auto"
     output_bucket: str = ""

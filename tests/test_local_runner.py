@@ -220,17 +220,17 @@ def test_the_function_reads_the_limit_of_its_own_nested_cgroup():
 
 @pytest.mark.skipif(not cgroup_available(), reason="no writable memory cgroup here")
 def test_cgroup_limit_oom_kills_and_restarts_like_the_platform(tmp_path, photos):
-    runner = start_runner(tmp_path, "--memory", "300MiB", "--cgroup")
+    runner = start_runner(tmp_path, "--memory", "250MiB", "--cgroup")
     try:
         runner.wait_for("instance 1 ready")
-        # A 49 MP PNG decodes to ~150 MB before it can be shrunk: over 300 MiB with the rest.
+        # A 49 MP PNG decodes to ~150 MB before it can be shrunk: over 250 MiB with the rest.
         png = render.encode(Image.new("RGB", (7000, 7000), "white"), "PNG")
         with pytest.raises(requests.ConnectionError):  # the worker is killed mid-request
             requests.post(runner.url, data=png, headers={"Content-Type": "image/png"}, timeout=60)
         runner.wait_for("instance 2 ready")
 
         log = runner.log()
-        assert "Memory limit of 300 MiB exceeded with" in log
+        assert "Memory limit of 250 MiB exceeded with" in log
         assert "was OOM-killed by the kernel (memory cgroup)" in log
         assert requests.get(runner.url, timeout=10).json()["engine"]["loaded"] is True
     finally:
