@@ -105,11 +105,13 @@ class Engine:
 
     def _load_and_report(self) -> None:
         try:
-            self._ensure_loaded()
+            models = self._ensure_loaded()
         except EngineFailed:
             self._on_failure(self)
         else:
             self._on_loaded(self)
+            with self._lock:  # a request arriving now waits for this, as it would for the load
+                warm_up(models)
 
     def _ensure_loaded(self) -> Models:
         with self._loading:
@@ -139,6 +141,24 @@ class Engine:
         models = self._ensure_loaded()
         with deadline.hold(self._lock) if deadline is not None else self._lock:
             yield models
+
+
+def warm_up(models: Models) -> None:
+    """Detect and recognise once on a blank strip of a page's width, then hand memory back.
+
+    The first page-sized run makes ONNX Runtime, OpenCV and the allocator set up ~15 MB they
+    keep for the life of the process. Done here, in the background after the load, that cost
+    is neither the first request's latency nor a step in the idle memory after it.
+    """
+    import numpy as np
+
+    from . import detect, recognise  # the steps import this module
+
+    if models.detector is not None and models.recogniser is not None:
+        blank = np.full((detect.MIN_STRIP_HEIGHT, detect.DETECT_SIDE, 3), 255, dtype=np.uint8)
+        detect.find_lines(blank, models.detector)
+        recognise.read(blank[: recognise.HEIGHT], models.recogniser, models.alphabet)
+    allocator.trim()
 
 
 def load_models(settings: Settings) -> Models:
