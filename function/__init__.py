@@ -11,9 +11,14 @@ Modules, in the order a request meets them:
     service   - the process's settings, cached engine, and the admission gate in front of it
     deadline  - REQUEST_TIMEOUT_SECONDS per request: 504 instead of holding the engine
     shutdown  - SIGTERM: every request answered within the platform's 10 s grace
-    images    - decode, bomb checks, EXIF orientation, colour modes, resize before the model
-    engine    - the one RapidOCR engine, loaded in the serving process, called one at a time
-    pipeline  - decode -> OCR -> result schema, with timings and memory
+    pipeline  - the steps below in order, with timings and memory -> the result schema
+      images    - decode: bomb checks, EXIF orientation, colour modes, shrink, never enlarge
+      detect    - line quadrilaterals from the detector on bounded strips; one-line images
+      recognise - each line cut out and read alone, with its characters' places
+      spacing   - word spaces from the model's odds and the line's pixels (none in CJK)
+      layout    - lines -> blocks and columns, in reading order
+    engine    - the models (PP-OCRv4 detector and recogniser), loaded once, one image at a time
+    allocator - glibc's arenas and mmap threshold, set from inside the process
     memory    - resident memory now and at peak, the instance limit, alert levels
     cgroups   - where the platform's memory and CPU limits for this process are written
 """
