@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     cli.add_argument("--port", type=int, default=9023)
     cli.add_argument("--bucket", default="scans")
     args = cli.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a shell starts background jobs with it ignored, and Python then keeps it so.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     with tempfile.TemporaryDirectory() as root:
         emulator = Emulator(Path(root), args.port, Path(root) / "emulator.log")
