@@ -166,30 +166,22 @@ def _line(image: DecodedImage, box: list[list[float]], text: str, score: float) 
 
 def _lay_out(lines: list[Line], reference: bool) -> tuple[list[Line], list[Block]]:
     """Lines in reading order and the blocks they form (rapidocr's own order for the baseline)."""
-    if reference or not lines:
-        return lines, [Block(tuple(range(len(lines))), _hull(lines))] if lines else []
-    arranged = layout.arrange([_bounds(line) for line in lines])
+    if not lines:
+        return [], []
+    if reference:
+        whole = layout.hull(point for line in lines for point in line.box)
+        return lines, [Block(tuple(range(len(lines))), _corners(whole))]
     ordered: list[Line] = []
     blocks = []
-    for block in arranged:
+    for block in layout.arrange([layout.hull(line.box) for line in lines]):
         start = len(ordered)
         ordered += [lines[i] for i in block.lines]
-        blocks.append(Block(tuple(range(start, len(ordered))), _hull(ordered[start:])))
+        blocks.append(Block(tuple(range(start, len(ordered))), _corners(block.box)))
     return ordered, blocks
 
 
-def _bounds(line: Line) -> tuple[float, float, float, float]:
-    xs, ys = [p[0] for p in line.box], [p[1] for p in line.box]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def _hull(lines: list[Line]) -> list[Point]:
-    left, top, right, bottom = (
-        min(_bounds(line)[0] for line in lines),
-        min(_bounds(line)[1] for line in lines),
-        max(_bounds(line)[2] for line in lines),
-        max(_bounds(line)[3] for line in lines),
-    )
+def _corners(box: layout.Box) -> list[Point]:
+    left, top, right, bottom = box
     return [(left, top), (right, top), (right, bottom), (left, bottom)]
 
 
