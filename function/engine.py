@@ -198,9 +198,20 @@ def load_models(settings: Settings) -> Models:
         detector=model("ch_PP-OCRv4_det_infer.onnx"),
         recogniser=recogniser,
         # The model's classes: the CTC blank, its character list, and a space at the end.
-        alphabet=("", *characters, " "),
+        alphabet=("", *map(_halfwidth, characters), " "),
         classifier=_classifier(settings) if settings.use_angle_cls else None,
     )
+
+
+def _halfwidth(char: str) -> str:
+    """A full-width Latin letter or digit (U+FF10-FF5A) as ASCII; anything else as it is.
+
+    The model has both forms of each as classes and picks either, so a receipt came back as
+    `1,1４2.４0`; a user (and a search) wants `1,142.40`. CJK punctuation keeps its form.
+    """
+    if "０" <= char <= "９" or "Ａ" <= char <= "Ｚ" or "ａ" <= char <= "ｚ":
+        return chr(ord(char) - 0xFEE0)
+    return char
 
 
 def _classifier(settings: Settings) -> Any:

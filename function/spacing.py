@@ -4,12 +4,15 @@ The PP-OCRv4 recogniser was trained mostly on Chinese and rarely makes a space i
 English comes out as `DocumentNo:TD01167104`. Two signals put the spaces back:
 
 - the model's own odds: between the two characters of a word gap it usually gives the space
-  class a clear probability (0.15 and up) even when it does not pick it;
+  class a clear probability (0.1 and up) even when it does not pick it;
 - the crop's pixels: between neighbouring characters, a run of ink-free columns much wider than
   the line's usual gap between letters, where the characters' centres are also further apart
   than usual. Both are measured against the line itself, so widely tracked receipt print and
   tight book print are judged alike. Between two digits only the odds count: tabular figures
   give a narrow `1` the advance of a `0`, and `11` looks like a gap.
+
+Neither puts a space inside a number (`9.90`, `1,142`): receipts print the point as wide as a
+digit, and both signals see a gap on either side of it.
 
 Only Latin-like neighbours are considered: CJK text is written without spaces, and none are put
 between CJK characters or between CJK and anything else.
@@ -26,10 +29,9 @@ from .recognise import Reading
 
 # Thresholds, in text heights unless said otherwise; tuned on the development receipts and
 # document pages for words F1 (docs/benchmarks.md).
-ODDS = 0.15  # the model's space probability between two characters that makes a space ...
-ODDS_RUN = 0.1  # ... where the pixels show at least this much blank between them
+ODDS = 0.1  # the model's space probability between two characters that makes a space
 RUN_FLOOR = 0.3  # a blank run this wide at least, ...
-RUN_MARGIN = 0.25  # ... and this much wider than the line's median run, ...
+RUN_MARGIN = 0.2  # ... and this much wider than the line's median run, ...
 PITCH_MARGIN = 0.2  # ... between centres this much further apart than the median: a space
 _INK_SHARE = 0.02  # a column with less ink than this share of the crop's height is blank
 
@@ -44,16 +46,24 @@ def spaced(reading: Reading, line: np.ndarray) -> str:
     run_threshold = max(RUN_FLOOR, float(np.median([p[0] for p in found])) + RUN_MARGIN)
     pitch_threshold = float(np.median([p[1] for p in found])) + PITCH_MARGIN
     out = [text[0]]
-    for char, pair, odds in zip(text[1:], pairs, reading.space_odds, strict=True):
-        if pair is not None:
+    for i, (pair, odds) in enumerate(zip(pairs, reading.space_odds, strict=True), start=1):
+        if pair is not None and not _in_number(text, i):
             run, pitch = pair
-            digits = out[-1].isdigit() and char.isdigit()
-            if (odds >= ODDS and run >= ODDS_RUN) or (
-                run >= run_threshold and pitch >= pitch_threshold and not digits
-            ):
+            digits = text[i - 1].isdigit() and text[i].isdigit()
+            if odds >= ODDS or (run >= run_threshold and pitch >= pitch_threshold and not digits):
                 out.append(" ")
-        out.append(char)
+        out.append(text[i])
     return " ".join("".join(out).split())  # one space at most, none at the ends
+
+
+def _in_number(text: str, i: int) -> bool:
+    """Whether text[i - 1] and text[i] are a digit and the point or comma of `9.90`, `1,142`."""
+    before, after = text[i - 1], text[i]
+    if before in ".," and after.isdigit():
+        return i >= 2 and text[i - 2].isdigit()
+    if before.isdigit() and after in ".,":
+        return i + 1 < len(text) and text[i + 1].isdigit()
+    return False
 
 
 def measure(reading: Reading, line: np.ndarray) -> list[tuple[float, float] | None]:

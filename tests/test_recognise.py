@@ -56,6 +56,19 @@ def test_widely_tracked_receipt_print_keeps_words_whole(models):
     assert text.split() == printed.split()
 
 
+def test_tracked_prices_keep_their_points_and_commas(models):
+    printed = "CASH 1,142.40 CHANGE 29.70 QTY 2"
+    image = line_image(printed, render.latin_font(30), size=(1100, 56), tracking=8)
+    _, text = read(image, models)
+    assert text.split() == printed.split()
+
+
+def test_digits_and_latin_letters_come_back_as_ascii(models):
+    # The model has a full-width twin of each (４, Ａ) and picked either; CJK punctuation stays.
+    assert not any("\uff10" <= c <= "\uff5a" and c.isalnum() for c in models.alphabet)
+    assert {"4", "A", "z", "，", "："} <= set(models.alphabet)
+
+
 def test_no_space_is_put_between_chinese_characters(models):
     image = line_image("合计金额人民币发票号码", render.cjk_font(40), size=(520, 64))
     reading, text = read(image, models)
@@ -81,6 +94,15 @@ def test_the_models_own_odds_of_a_space_make_one():
     likely = recognise.Reading("abc", 0.9, (10.0, 30.0, 50.0), (0.4, 0.0))
     assert spacing.spaced(close, line) == "abc"
     assert spacing.spaced(likely, line) == "a bc"
+
+
+def test_no_space_goes_inside_a_number():
+    line = np.full((20, 130, 3), 255, dtype=np.uint8)
+    for centre in (10, 40, 70, 100):  # far apart, as tracked receipt print is
+        line[5:15, centre - 2 : centre + 2] = 0
+    centres, odds = (10.0, 40.0, 70.0, 100.0), (0.0, 0.5, 0.0)
+    assert spacing.spaced(recognise.Reading("9.90", 0.9, centres, odds), line) == "9.90"
+    assert spacing.spaced(recognise.Reading("a.bc", 0.9, centres, odds), line) == "a. bc"
 
 
 def test_a_line_too_wide_for_one_pass_is_read_in_pieces_and_joined(models):
