@@ -75,13 +75,13 @@ def test_quads_are_in_the_given_images_pixels_when_the_detector_sees_it_smaller(
 def test_an_image_that_is_one_line_is_read_whole():
     # A plate where nothing was found: the whole image.
     assert detect.single_line(24, 94, []).tolist() == [[0, 0], [93, 0], [93, 23], [0, 23]]
-    # A line cut short, or in two pieces: in a small image, the whole image.
+    # A line cut short, or in two pieces: in a small image, their rows across its whole width.
     pieces = [
         np.array([[40, 10], [90, 10], [90, 30], [40, 30]], dtype=np.float32),
         np.array([[120, 11], [150, 11], [150, 31], [120, 31]], dtype=np.float32),
     ]
     line = detect.single_line(44, 300, pieces)
-    assert line.tolist() == [[0, 0], [299, 0], [299, 43], [0, 43]]
+    assert line.tolist() == [[0, 4.75], [299, 4.75], [299, 36.25], [0, 36.25]]
     # In a larger image, their hull, widened by a line height each side.
     line = detect.single_line(440, 3000, [p * 10 for p in pieces])
     assert line.tolist() == [[190, 47.5], [1710, 47.5], [1710, 362.5], [190, 362.5]]
