@@ -50,6 +50,7 @@ PAGE_KINDS = {
     "receipt": "receipt",
 }
 DEFAULT_CONFIGS = f"defaults,shipped,{TESSERACT}"
+BASE = "defaults"  # what the CPU ratio is against: rapidocr as it comes
 
 
 def page_kind(data_set: str, image: str) -> str | None:
@@ -164,6 +165,17 @@ def main() -> None:
     print(table(rows, sets, names))
 
 
+def cpu_ratio(rows: list[dict], baseline: dict[tuple[str, str], float]) -> str:
+    """Median of per-image CPU ratios against the baseline: a ratio of medians would compare
+    different images when the two configurations' CPU times rank the images differently."""
+    ratios = [
+        row["cpu_s"] / baseline[row["set"], row["image"]]
+        for row in rows
+        if baseline.get((row["set"], row["image"]))
+    ]
+    return f"{median(ratios):.2f}" if ratios else ""
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -182,9 +194,10 @@ def groups(rows: list[dict], sets: list[str]) -> list[tuple[str, str, list[dict]
 def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
     lines = [
         "| set | kind | config | images | bag F1 | CER | words F1 | exact | "
-        "ms | CPU s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "ms | CPU s | CPU × defaults | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    baseline = {(row["set"], row["image"]): row["cpu_s"] for row in rows if row["config"] == BASE}
     for data_set, kind, mine in groups(rows, sets):
         for name in names:
             r = [row for row in mine if row["config"] == name]
@@ -200,12 +213,13 @@ def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
                 f"| {data_set} | {kind} | {name} | {len(r)} | {both('bag_f1')} | {both('cer')} | "
                 f"{both('words_f1')} | {sum(row['exact'] for row in r)}/{len(r)} | "
                 f"{median([row['ms'] for row in r]):.0f} | "
-                f"{median([row['cpu_s'] for row in r]):.2f} | "
+                f"{median([row['cpu_s'] for row in r]):.2f} | {cpu_ratio(r, baseline)} | "
                 f"{median(peaks):.0f} / {max(peaks):.0f} |"
             )
     notes = (
         "\nbag F1, CER, words F1: median / mean over the images. ms, CPU s: medians per image "
         "(the function: timings_ms.total and its worker's CPU; Tesseract: its process). "
+        f"CPU × {BASE}: the median over the images of each one's CPU s over {BASE}' on it. "
         "peak RSS MB: median / max (the function: memory.peak_rss_mb; Tesseract: maxrss)."
     )
     return "\n".join(lines) + "\n" + notes
