@@ -57,13 +57,15 @@ def spaced(reading: Reading, line: np.ndarray) -> str:
 
 
 def _in_number(text: str, i: int) -> bool:
-    """Whether text[i - 1] and text[i] are a digit and the point or comma of `9.90`, `1,142`."""
-    before, after = text[i - 1], text[i]
-    if before in ".," and after.isdigit():
-        return i >= 2 and text[i - 2].isdigit()
-    if before.isdigit() and after in ".,":
-        return i + 1 < len(text) and text[i + 1].isdigit()
-    return False
+    """Whether text[i - 1] and text[i] are a digit and the point or comma of `9.90`, `1,142`.
+
+    A comma is a number's only before one to three digits: `5, 2020` keeps its space.
+    """
+    mark = i if text[i - 1].isdigit() else i - 1  # where the point or comma would be
+    if text[mark] not in ".," or mark < 1 or not text[mark - 1].isdigit():
+        return False
+    digits = len(text[mark + 1 :]) - len(text[mark + 1 :].lstrip("0123456789"))
+    return digits >= 1 if text[mark] == "." else 1 <= digits <= 3
 
 
 def measure(reading: Reading, line: np.ndarray) -> list[tuple[float, float] | None]:

@@ -103,6 +103,16 @@ def test_no_space_goes_inside_a_number():
     centres, odds = (10.0, 40.0, 70.0, 100.0), (0.0, 0.5, 0.0)
     assert spacing.spaced(recognise.Reading("9.90", 0.9, centres, odds), line) == "9.90"
     assert spacing.spaced(recognise.Reading("a.bc", 0.9, centres, odds), line) == "a. bc"
+    assert spacing.spaced(recognise.Reading("9,90", 0.9, centres, odds), line) == "9,90"
+
+
+def test_a_comma_before_a_year_keeps_its_space():
+    line = np.full((20, 190, 3), 255, dtype=np.uint8)
+    centres = (10.0, 40.0, 70.0, 100.0, 130.0, 160.0)
+    for centre in centres:
+        line[5:15, int(centre) - 2 : int(centre) + 2] = 0
+    odds = (0.0, 0.5, 0.0, 0.0, 0.0)
+    assert spacing.spaced(recognise.Reading("5,2020", 0.9, centres, odds), line) == "5, 2020"
 
 
 def test_a_line_too_wide_for_one_pass_is_read_in_pieces_and_joined(models):
