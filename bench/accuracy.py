@@ -194,7 +194,7 @@ def groups(rows: list[dict], sets: list[str]) -> list[tuple[str, str, list[dict]
 def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
     lines = [
         "| set | kind | config | images | bag F1 | CER | words F1 | exact | "
-        "ms | CPU s | CPU × defaults | peak RSS MB |",
+        f"ms | CPU s | CPU × {BASE} | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     baseline = {(row["set"], row["image"]): row["cpu_s"] for row in rows if row["config"] == BASE}

@@ -112,10 +112,6 @@ def _clockwise(points: np.ndarray) -> Quad:
     return np.array([top_left, top_right, bottom_right, bottom_left], dtype=np.float32)
 
 
-def _hull(quad: Quad) -> tuple[float, float, float, float]:
-    return quad[:, 0].min(), quad[:, 1].min(), quad[:, 0].max(), quad[:, 1].max()
-
-
 def _hulls(quads: list[Quad]) -> np.ndarray:
     """(n, 4) left, top, right, bottom: computed once, compared as arrays (a dense table has
     600 lines, and comparing them pairwise quad by quad took seconds)."""
@@ -150,8 +146,7 @@ def _unique(quads: list[Quad]) -> list[Quad]:
 def _join(pieces: list[Quad]) -> list[Quad]:
     """Pieces of one tall line, cut by seams: those that overlap are merged into their hull."""
     groups: list[list[float]] = []
-    for piece in sorted(pieces, key=lambda q: _hull(q)[1]):
-        x0, y0, x1, y1 = _hull(piece)
+    for x0, y0, x1, y1 in sorted(_hulls(pieces).tolist(), key=lambda hull: hull[1]):
         for group in groups:
             gx0, gy0, gx1, gy1 = group
             overlap_x = min(x1, gx1) - max(x0, gx0)
@@ -182,7 +177,7 @@ def single_line(height: int, width: int, quads: list[Quad]) -> Quad | None:
     small = 8 <= height <= 160 and width >= 1.5 * height
     if not quads:
         return _rectangle(0, 0, width - 1, height - 1) if small else None
-    hulls = [_hull(q) for q in quads]
+    hulls = _hulls(quads).tolist()
     left, top = min(h[0] for h in hulls), min(h[1] for h in hulls)
     right, bottom = max(h[2] for h in hulls), max(h[3] for h in hulls)
     one_row = all(
