@@ -2,6 +2,7 @@
 
     python -m bench.accuracy [--data ../shared/data] [--sets sroie_receipts,...]
         [--configs defaults,shipped,tesseract] [--define NAME:KEY=VALUE,...] [--limit N]
+        [--cpus N]
 
 Every image goes to every configuration of the function (each its own functions-framework
 process) and to Tesseract 5 in turn. Per set, and per page kind on scribe_docs, it reports
@@ -10,12 +11,18 @@ whitespace-separated words, NFKC, case-insensitive), exact matches (plates: the 
 ignored), median time and CPU seconds per image, and peak RSS. Reads the images in place (never
 copy them into the project); writes raw per-image rows to bench/results/accuracy.json and
 Markdown tables on stdout, progress on stderr.
+
+`--cpus 1` runs every engine on one CPU, the shape of the instance deploy/ makes (1 vCPU): each
+sizes its threads from the CPUs it may use (the function from its affinity and cgroup quota,
+rapidocr's ONNX Runtime and Tesseract from their affinity), so on a bigger machine they would
+trade CPU time for wall time in a way the deployed function does not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -91,6 +98,12 @@ def main() -> None:
         "it runs too. Repeatable",
     )
     parser.add_argument("--limit", type=int, default=None, help="images per set")
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        default=None,
+        help="pin this benchmark and every engine it starts to its first N CPUs",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/accuracy.json")
     args = parser.parse_args()
     defined = [harness.define(spec) for spec in args.define]
@@ -99,6 +112,9 @@ def main() -> None:
     for data_set in sets:
         if data_set not in SETS or not (args.data / data_set).is_dir():
             sys.exit(f"no set {data_set!r} in {args.data} (known: {', '.join(SETS)})")
+
+    if args.cpus is not None:  # inherited by every process started from here on
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
 
     tesseract_version = None
     if TESSERACT in names:
@@ -159,6 +175,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "configs": {n: harness.CONFIGS.get(n, TESSERACT_SETTINGS) for n in names},
         "tesseract": tesseract_version,
+        "cpus": len(os.sched_getaffinity(0)),
     }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False))
     progress(f"wrote {args.out}")

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -321,7 +322,43 @@ def test_every_gcloud_flag_of_the_scripts_and_readme_is_in_gcloud_help():
     assert not unknown, f"flags not in the installed gcloud's --help: {unknown}"
 
 
+def terraform_locals(*names: str) -> dict:
+    """main.tf's `names` locals, evaluated by the installed terraform (no providers needed)."""
+    locals_ = terraform_files()["main.tf"]["locals"][0]
+    body = "\n".join(
+        f"  {name} = {locals_[name].removeprefix('${').removesuffix('}')}" for name in names
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "main.tf").write_text(
+            f"locals {{\n  root = {json.dumps(str(ROOT))}\n{body}\n}}\n"
+        )
+        query = "jsonencode({" + ", ".join(f"{n} = local.{n}" for n in names) + "})"
+        console = subprocess.run(
+            ["terraform", "console"],
+            cwd=tmp,
+            input=query,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+    assert console.stdout.startswith('"'), console.stderr  # it reports errors with status 0
+    return json.loads(json.loads(console.stdout))
+
+
+def archived(excludes: set[str]) -> set[str]:
+    """What archive_file zips from the root with these excludes: the provider walks the
+    directory and skips a path equal to an exclude (a directory with everything in it)."""
+    zipped = set()
+    for folder, dirs, files in os.walk(ROOT):
+        relative = Path(folder).relative_to(ROOT)
+        dirs[:] = [d for d in dirs if str(relative / d) not in excludes]
+        zipped |= {str(relative / f) for f in files} - excludes
+    return zipped
+
+
 @needs_gcloud
+@needs_terraform
 def test_gcloud_uploads_exactly_what_terraform_archives():
     listed = subprocess.run(
         ["gcloud", "meta", "list-files-for-upload", "."],
@@ -331,12 +368,11 @@ def test_gcloud_uploads_exactly_what_terraform_archives():
         env=GCLOUD_ENV,
         check=True,
     ).stdout.split()
-    # main.tf's local.source_files: literal names plus fileset() patterns.
-    source_files = terraform_files()["main.tf"]["locals"][0]["source_files"]
-    archived = set()
-    for name in re.findall(r'"([^"]+)"', source_files):
-        archived |= {str(p.relative_to(ROOT)) for p in ROOT.glob(name)} if "*" in name else {name}
-    assert set(listed) == archived
+    terraform = terraform_locals("source_files", "source_excludes")
+    assert (
+        set(listed) == set(terraform["source_files"]) == archived(set(terraform["source_excludes"]))
+    )
+    assert {"function/models/det.onnx", "function/models/rec.onnx"} <= set(listed)
     assert not {p.split("/")[0] for p in listed} & {"tests", "bench", "docs", ".venv"}
     # The same upload builds the backfill job (`gcloud run jobs deploy --source` reads only the
     # root .gcloudignore): its Python version, its module, and every local path that

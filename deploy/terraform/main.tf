@@ -38,7 +38,23 @@ locals {
   # What the function runs, and nothing else: the files .gcloudignore lets through.
   source_files = setunion(
     [".python-version", "main.py", "requirements.txt", "deploy/opencv-python-headless/pyproject.toml"],
-    fileset(local.root, "function/*.py"),
+    [for path in fileset(local.root, "function/**") : path if !strcontains(path, "__pycache__")],
+  )
+  # archive_file reads binary files (the models in function/models) only from a directory, with
+  # what to leave out of it: here every other top-level file and directory, and everything else
+  # under function/ and deploy/. A left-out directory is skipped unread (.venv, .git, and
+  # deploy/terraform, where the archive itself is written).
+  source_excludes = setsubtract(
+    setunion(
+      fileset(local.root, "*"),
+      [for path in fileset(local.root, "*/*") : dirname(path)],
+      fileset(local.root, "deploy/*"),
+      [for path in fileset(local.root, "deploy/*/*") : dirname(path)],
+      fileset(local.root, "function/**"),
+      fileset(local.root, "deploy/opencv-python-headless/**"),
+      [for path in fileset(local.root, "function/**/__pycache__/*") : dirname(path)],
+    ),
+    setunion(local.source_files, ["function", "deploy", "deploy/opencv-python-headless"]),
   )
 }
 
@@ -62,13 +78,8 @@ resource "google_project_service" "apis" {
 data "archive_file" "source" {
   type        = "zip"
   output_path = "${path.module}/.build/source.zip"
-  dynamic "source" {
-    for_each = local.source_files
-    content {
-      content  = file("${local.root}/${source.value}")
-      filename = source.value
-    }
-  }
+  source_dir  = local.root
+  excludes    = local.source_excludes
 }
 
 resource "google_storage_bucket" "source" {
