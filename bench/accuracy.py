@@ -11,18 +11,14 @@ whitespace-separated words, NFKC, case-insensitive), exact matches (plates: the 
 ignored), median time and CPU seconds per image, and peak RSS. Reads the images in place (never
 copy them into the project); writes raw per-image rows to bench/results/accuracy.json and
 Markdown tables on stdout, progress on stderr.
-
-`--cpus 1` runs every engine on one CPU, the shape of the instance deploy/ makes (1 vCPU): each
-sizes its threads from the CPUs it may use (the function from its affinity and cgroup quota,
-rapidocr's ONNX Runtime and Tesseract from their affinity), so on a bigger machine they would
-trade CPU time for wall time in a way the deployed function does not.
+`--cpus 1` runs every engine on one CPU, the shape of the instance deploy/ makes (1 vCPU; see
+`harness.pin_cpus`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -113,9 +109,7 @@ def main() -> None:
         if data_set not in SETS or not (args.data / data_set).is_dir():
             sys.exit(f"no set {data_set!r} in {args.data} (known: {', '.join(SETS)})")
 
-    if args.cpus is not None:  # inherited by every process started from here on
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cpus])
-
+    cpus = harness.pin_cpus(args.cpus)
     tesseract_version = None
     if TESSERACT in names:
         try:
@@ -175,7 +169,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "configs": {n: harness.CONFIGS.get(n, TESSERACT_SETTINGS) for n in names},
         "tesseract": tesseract_version,
-        "cpus": len(os.sched_getaffinity(0)),
+        "cpus": cpus,
     }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False))
     progress(f"wrote {args.out}")

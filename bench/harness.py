@@ -74,6 +74,19 @@ class Reading:
     extra: dict = field(default_factory=dict)
 
 
+def pin_cpus(count: int | None) -> int:
+    """Run this process, and every engine it starts from now on, on its first `count` CPUs.
+
+    `--cpus 1` is the shape of the instance deploy/ makes (1 vCPU). Every engine sizes its
+    threads from the CPUs it may use (the function from its affinity and cgroup quota, rapidocr's
+    ONNX Runtime and Tesseract from their affinity), so on a bigger machine they trade CPU time
+    for wall time in a way the deployed function does not. Returns the CPUs in use.
+    """
+    if count is not None:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:count])
+    return len(os.sched_getaffinity(0))
+
+
 def start(tmp: Path, names: list[str]) -> dict[str, Server]:
     """One functions-framework process per configuration, engine loaded."""
     base = {"ENABLE_GC_AFTER_REQUEST": "true", "LOG_LEVEL": "WARNING"}

@@ -2,6 +2,7 @@
 rendered pages and every format in turn, repeated, with its RSS sampled from outside.
 
     python -m bench.memory_mix [--rounds 2] [--configs defaults,shipped] [--define NAME:K=V,...]
+                               [--cpus N]
 
 Each configuration is ONE functions-framework process; every input goes to each configuration
 in turn, `--rounds` times over. Per request it records the response's `memory.peak_rss_mb`, the
@@ -201,9 +202,13 @@ def main() -> None:
         help="a further configuration, run too. Repeatable",
     )
     parser.add_argument(
+        "--cpus", type=int, default=None, help="run on the first N CPUs (1: the deployed shape)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results/memory_mix.json"
     )
     args = parser.parse_args()
+    harness.pin_cpus(args.cpus)
     defined = [harness.define(spec) for spec in args.define]
     names = list(dict.fromkeys(harness.config_names(args.configs) + defined))
     if harness.TESSERACT in names:

@@ -68,9 +68,11 @@ def _find_lines(bgr: np.ndarray, detector: Model, check: Callable[[], None]) -> 
     height, width = bgr.shape[:2]
     whole: list[Quad] = []
     cut: list[Quad] = []
-    for top, bottom in strips(height, width):
+    runs = strips(height, width)
+    for number, (top, bottom) in enumerate(runs, 1):
         check()
-        for quad in _detect(bgr[top:bottom], detector):
+        # The strips have one shape: the detector keeps its arena for the next one.
+        for quad in _detect(bgr[top:bottom], detector, keep_arena=number < len(runs)):
             quad[:, 1] += top
             ys = quad[:, 1]
             touches_top = top > 0 and ys.min() <= top + _EDGE
@@ -83,14 +85,14 @@ def _find_lines(bgr: np.ndarray, detector: Model, check: Callable[[], None]) -> 
     return sorted(found, key=lambda q: (q[:, 1].min(), q[:, 0].min()))
 
 
-def _detect(image: np.ndarray, detector: Model) -> list[Quad]:
+def _detect(image: np.ndarray, detector: Model, keep_arena: bool = False) -> list[Quad]:
     height, width = image.shape[:2]
     size = (max(32, round(width / 32) * 32), max(32, round(height / 32) * 32))
     resized = cv2.resize(image, size) if size != (width, height) else image
     blob = resized.astype(np.float32).transpose(2, 0, 1)[np.newaxis]
     blob *= 2 / 255
     blob -= 1.0  # (x / 255 - 0.5) / 0.5, as the model was trained
-    prediction = detector(blob)
+    prediction = detector(blob, keep_arena=keep_arena)
     del blob
     boxes, _scores = _postprocess(prediction, (height, width))
     quads = []

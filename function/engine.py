@@ -43,14 +43,22 @@ MODELS = Path(__file__).parent / "models"  # rapidocr's, folded (see function/mo
 
 @dataclass(frozen=True)
 class Model:
-    """One ONNX model: called with its input tensor, returns its first output."""
+    """One ONNX model: called with its input tensor, returns its first output.
+
+    After a run its arena is shrunk (its memory handed back), unless the caller says
+    `keep_arena` because a run of the same shape follows: the detector's strips of one page,
+    which would otherwise page-fault the same ~50 MB in again for every strip (a fifth of the
+    detector's CPU time was the kernel's).
+    """
 
     session: Any  # onnxruntime.InferenceSession
-    run_options: Any  # onnxruntime.RunOptions
+    run_options: Any  # onnxruntime.RunOptions: shrinks the arena after the run
+    keep_options: Any = None  # onnxruntime.RunOptions: leaves it
 
-    def __call__(self, tensor: Any) -> Any:
+    def __call__(self, tensor: Any, *, keep_arena: bool = False) -> Any:
         (name,) = (i.name for i in self.session.get_inputs())
-        return self.session.run(None, {name: tensor}, self.run_options)[0]
+        options = self.keep_options if keep_arena and self.keep_options else self.run_options
+        return self.session.run(None, {name: tensor}, options)[0]
 
 
 @dataclass(frozen=True)
@@ -173,9 +181,10 @@ def load_models(settings: Settings) -> Models:
         return Models(detector=None, recogniser=None, alphabet=(), reference=_reference(settings))
     allocator.configure()  # before the sessions allocate: see allocator.py
     options = ort.SessionOptions()
-    # Tensors come from ONNX Runtime's arena, which is shrunk back after every run: memory is
-    # reused within a run (no page-fault churn) and not kept between runs (an arena left to grow
-    # keeps the largest image's tensors forever). Measured against no arena: lower peak, less CPU.
+    # Tensors come from ONNX Runtime's arena, which is shrunk back after every run (but between
+    # a page's detector strips): memory is reused within a run (no page-fault churn) and not kept
+    # between images (an arena left to grow keeps the largest image's tensors forever).
+    # Measured against no arena: lower peak, less CPU.
     options.enable_cpu_mem_arena = True
     run_options = ort.RunOptions()
     run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -189,7 +198,7 @@ def load_models(settings: Settings) -> Models:
 
     def model(name: str) -> Model:
         session = ort.InferenceSession(str(MODELS / name), options, providers=providers)
-        return Model(session, run_options)
+        return Model(session, run_options, ort.RunOptions())
 
     recogniser = model("rec.onnx")
     metadata = recogniser.session.get_modelmeta().custom_metadata_map

@@ -93,3 +93,18 @@ def test_a_page_is_not_one_line():
     assert detect.single_line(300, 900, [first, second]) is None
     assert detect.single_line(300, 900, [first]) is None  # one short line on a tall page
     assert detect.single_line(2000, 1500, []) is None  # a blank page
+
+
+def test_the_detector_keeps_its_arena_between_strips_and_hands_it_back_after_the_last(models):
+    page = render.page([f"Line {i}" for i in range(24)], size=(1000, 1300), font_size=28)
+    calls: list[bool] = []
+
+    def detector(tensor, *, keep_arena=False):
+        calls.append(keep_arena)
+        return models.detector(tensor, keep_arena=keep_arena)
+
+    quads = detect.find_lines(bgr(page.image), detector)
+
+    runs = detect.strips(1300, 1000)
+    assert len(runs) > 2 and calls == [True] * (len(runs) - 1) + [False]
+    assert sum(hits(quads, box) == 1 for box in page.lines.values()) == len(page.lines)
