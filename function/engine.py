@@ -3,10 +3,10 @@
 The engine is rapidocr-onnxruntime's PP-OCRv4 detector and recogniser (the ONNX files in its
 wheel, folded into fewer ops by `function.models.fold`: the same results for ~20 % less CPU),
 run by ONNX Runtime sessions we configure ourselves, so that memory is ours to bound:
-an arena shrunk after every run and no memory pattern (nothing of one image is kept for the
-next), no spinning threads (they burn CPU time a 1-vCPU instance pays for), and no
-angle-classifier session unless USE_ANGLE_CLS asks for it. The steps that use the models live
-in `detect` and `recognise`.
+an arena shrunk after every run (but between a page's detector strips) and no memory
+pattern (nothing of one image is kept for the next), no spinning threads (they burn CPU time a
+1-vCPU instance pays for), and no angle-classifier session unless USE_ANGLE_CLS asks for it.
+The steps that use the models live in `detect` and `recognise`.
 
 functions-framework imports the function in gunicorn's master process and then forks the worker
 that serves. ONNX Runtime's thread pool does not survive a fork (an engine created before the

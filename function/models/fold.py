@@ -16,9 +16,12 @@ them:
 
 A scale and shift before a padded conv stays: the padding's zeros would not be shifted.
 
-The function needs only onnxruntime to run the results; this needs `onnx` (a development
-requirement). tests/test_models.py checks that the files here are what this makes from the
-pinned wheel, and that they compute what the originals compute.
+Measured: the same text on all 185 evaluation images, ~22 % less CPU per page (one thread).
+The results are committed rather than made at start-up, where importing onnx and folding cost
+~10 MiB of idle memory and ~0.5 s of cold start. The function needs only onnxruntime to run
+them; this needs `onnx` (a development requirement). tests/test_models.py checks that the
+files here are what this makes from the pinned wheel, and that they compute what the
+originals compute.
 """
 
 from __future__ import annotations
