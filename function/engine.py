@@ -53,11 +53,11 @@ class Model:
 
     session: Any  # onnxruntime.InferenceSession
     run_options: Any  # onnxruntime.RunOptions: shrinks the arena after the run
-    keep_options: Any = None  # onnxruntime.RunOptions: leaves it
+    keep_options: Any  # onnxruntime.RunOptions: leaves it
 
     def __call__(self, tensor: Any, *, keep_arena: bool = False) -> Any:
         (name,) = (i.name for i in self.session.get_inputs())
-        options = self.keep_options if keep_arena and self.keep_options else self.run_options
+        options = self.keep_options if keep_arena else self.run_options
         return self.session.run(None, {name: tensor}, options)[0]
 
 

@@ -108,3 +108,21 @@ def test_the_detector_keeps_its_arena_between_strips_and_hands_it_back_after_the
     runs = detect.strips(1300, 1000)
     assert len(runs) > 2 and calls == [True] * (len(runs) - 1) + [False]
     assert sum(hits(quads, box) == 1 for box in page.lines.values()) == len(page.lines)
+
+
+def test_a_deadline_between_strips_still_hands_the_arena_back(models):
+    page = render.page([f"Line {i}" for i in range(24)], size=(1000, 1300), font_size=28)
+    calls: list[bool] = []
+
+    def detector(tensor, *, keep_arena=False):
+        calls.append(keep_arena)
+        return models.detector(tensor, keep_arena=keep_arena)
+
+    def deadline():
+        if len(calls) == 2:
+            raise TimeoutError("the request's deadline")
+
+    with pytest.raises(TimeoutError):
+        detect.find_lines(bgr(page.image), detector, deadline)
+
+    assert calls == [True, True, False]  # two strips kept it; a last, tiny run handed it back
