@@ -47,7 +47,7 @@ class Model:
 
     After a run its arena is shrunk (its memory handed back), unless the caller says
     `keep_arena` because a run of the same shape follows: the detector's strips of one page,
-    which would otherwise page-fault the same ~50 MB in again for every strip (a fifth of the
+    which would otherwise page-fault the same tens of MB in again for every strip (a fifth of the
     detector's CPU time was the kernel's).
     """
 

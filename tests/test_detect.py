@@ -95,13 +95,23 @@ def test_a_page_is_not_one_line():
     assert detect.single_line(2000, 1500, []) is None  # a blank page
 
 
-def test_the_detector_keeps_its_arena_between_strips_and_hands_it_back_after_the_last(models):
-    page = render.page([f"Line {i}" for i in range(24)], size=(1000, 1300), font_size=28)
-    calls: list[bool] = []
+STRIPED_PAGE = dict(lines=[f"Line {i}" for i in range(24)], size=(1000, 1300), font_size=28)
+
+
+def recording(model, calls: list[bool]):
+    """The real model, noting each run's keep_arena."""
 
     def detector(tensor, *, keep_arena=False):
         calls.append(keep_arena)
-        return models.detector(tensor, keep_arena=keep_arena)
+        return model(tensor, keep_arena=keep_arena)
+
+    return detector
+
+
+def test_the_detector_keeps_its_arena_between_strips_and_hands_it_back_after_the_last(models):
+    page = render.page(**STRIPED_PAGE)
+    calls: list[bool] = []
+    detector = recording(models.detector, calls)
 
     quads = detect.find_lines(bgr(page.image), detector)
 
@@ -111,12 +121,9 @@ def test_the_detector_keeps_its_arena_between_strips_and_hands_it_back_after_the
 
 
 def test_a_deadline_between_strips_still_hands_the_arena_back(models):
-    page = render.page([f"Line {i}" for i in range(24)], size=(1000, 1300), font_size=28)
+    page = render.page(**STRIPED_PAGE)
     calls: list[bool] = []
-
-    def detector(tensor, *, keep_arena=False):
-        calls.append(keep_arena)
-        return models.detector(tensor, keep_arena=keep_arena)
+    detector = recording(models.detector, calls)
 
     def deadline():
         if len(calls) == 2:

@@ -77,13 +77,14 @@ class _Graph:
         tensor = self.constants.get(name)
         return None if tensor is None else numpy_helper.to_array(tensor)
 
+    def number(self, name: str) -> float | None:
+        """The one-element constant `name`, if it is one."""
+        value = self.value(name)
+        return None if value is None or value.size != 1 else float(value.reshape(()))
+
     def scalar(self, node: onnx.NodeProto) -> float | None:
         """The node's constant one-element operand, if it has one."""
-        for name in node.input:
-            value = self.value(name)
-            if value is not None and value.size == 1:
-                return float(value.reshape(()))
-        return None
+        return next((n for n in map(self.number, node.input) if n is not None), None)
 
     def variable(self, node: onnx.NodeProto) -> str:
         """The node's one operand that is not a constant."""
@@ -162,13 +163,13 @@ class _Graph:
                 continue
             x = self.variable(add)
             clip = self.only_consumer(add.output[0], "Clip")
-            if clip is None or [self._number(i) for i in clip.input[1:]] != [0.0, 6.0]:
+            if clip is None or [self.number(i) for i in clip.input[1:]] != [0.0, 6.0]:
                 continue
             mul = self.only_consumer(clip.output[0], "Mul")
             if mul is None or x not in mul.input:
                 continue
             div = self.only_consumer(mul.output[0], "Div")
-            if div is None or self._number(div.input[1]) != 6.0:
+            if div is None or self.number(div.input[1]) != 6.0:
                 continue
             gate = f"{div.output[0]}.gate"
             self.nodes += [
@@ -176,10 +177,6 @@ class _Graph:
                 helper.make_node("Mul", [x, gate], [div.output[0]]),
             ]
             self.dropped |= {id(add), id(clip), id(mul), id(div)}
-
-    def _number(self, name: str) -> float | None:
-        value = self.value(name)
-        return None if value is None or value.size != 1 else float(value.reshape(()))
 
     def finish(self) -> None:
         """Put the live nodes back in an order ONNX accepts, and drop constants no one reads."""
