@@ -19,7 +19,8 @@ shutdown.watch()  # SIGTERM caps every request's deadline: answered before SIGKI
 
 @functions_framework.http
 def ocr(request):
-    """OCR the posted image; GET returns service info (a readiness probe)."""
+    """OCR the posted image; GET returns service info (a readiness probe), or to a browser
+    the page to try it."""
     return http.handle(request, service)
 
 

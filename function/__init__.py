@@ -6,6 +6,7 @@ Modules, in the order a request meets them:
     startup   - bad settings in one line, the "ready" line, exit when the engine cannot load
     errors    - exceptions that carry their own HTTP status and machine-readable code
     http      - request body -> image bytes, errors -> HTTP responses, one log entry each
+      web/index.html - the page a browser gets at GET /: drop an image, see text and boxes
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not
     backfill  - a Cloud Run job's task: its share of a bucket's objects, each through storage
     service   - the process's settings, cached engine, and the admission gate in front of it

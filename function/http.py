@@ -2,16 +2,21 @@
 
 This is the one place where errors become HTTP: `OcrError.status`/`code` for known failures,
 503 `out_of_memory` for a failed allocation, 500 `internal` (traceback logged, not sent) for the
-rest. Nothing here returns HTML.
+rest. The one HTML answer is the try-it page (function/web/index.html), for a GET that prefers
+text/html over JSON; it posts to this same URL, so it can ask nothing of the function that a
+script could not.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import importlib.resources
 import io
 import json
 import logging
+import re
 import time
 
 import flask
@@ -42,6 +47,38 @@ _MAX_FORM_PARTS = 100
 _FORMATS = ("json", "text")
 
 
+def _inline_hashes(page: str, tag: str) -> str:
+    """CSP sources for the page's inline <script>/<style> elements: their sha256, nothing else."""
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+        for body in re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+    )
+
+
+_PAGE = (importlib.resources.files(__package__) / "web" / "index.html").read_text("utf-8")
+# Nothing external: the page's own inline code and style (by hash), previews of the user's own
+# file (blob:), and requests back to this function.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {_inline_hashes(_PAGE, 'script')}",
+            f"style-src {_inline_hashes(_PAGE, 'style')}",
+            "img-src blob: data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+
 def handle(request: flask.Request, service: Service) -> flask.Response:
     """Serve one HTTP invocation; never raises."""
     started = time.perf_counter()
@@ -49,7 +86,10 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
     fields: dict[str, object] = {"method": request.method, "content_type": request.mimetype}
     error: OcrError | None = None
     try:
-        if request.method in ("GET", "HEAD"):
+        if request.method in ("GET", "HEAD") and _wants_page(request):
+            fields["page"] = True
+            response = _page()
+        elif request.method in ("GET", "HEAD"):
             response = _service_info(service, fields)
         elif request.method == "POST":
             response = _recognise(request, service, fields, deadline)
@@ -70,7 +110,23 @@ def handle(request: flask.Request, service: Service) -> flask.Response:
     if error is not None:
         fields["error"] = error.code
         response = error_response(error)
+    if request.method in ("GET", "HEAD"):
+        response.vary.add("Accept")  # one URL, two answers: caches must keep them apart
     _log_invocation(request, response, fields, started)
+    return response
+
+
+def _wants_page(request: flask.Request) -> bool:
+    """A browser: text/html preferred over JSON. Ties, */* and no Accept at all stay JSON, so
+    probes, curl and scripts get the service info exactly as before."""
+    choice = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return choice == "text/html"
+
+
+def _page() -> flask.Response:
+    response = flask.Response(_PAGE, 200, mimetype="text/html")
+    response.charset = "utf-8"
+    response.headers.update(_PAGE_HEADERS)
     return response
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -215,3 +217,67 @@ def test_one_log_entry_per_invocation(servers, english_png):
     assert len(entries) == before + 1
     assert "peak_rss_mb=" in entries[-1] and "total_ms=" in entries[-1]
     assert "bytes_in=" in entries[-1]
+
+
+# The try-it page: GET / from a browser. Everything else at GET / is the service info above.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "*/*", "application/json", "text/html, application/json", "text/plain", "image/*"],
+)
+def test_get_without_a_preference_for_html_is_the_service_info(server, accept):
+    # None: no Accept header at all (requests otherwise sends */*).
+    response = requests.get(server.url, headers={"Accept": accept}, timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["engine"]["loaded"] is True
+    assert response.headers["Vary"] == "Accept"
+    assert "Content-Security-Policy" not in response.headers
+
+
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html", "application/json;q=0.5, text/*"])
+def test_get_preferring_html_is_the_page(server, accept):
+    response = requests.get(server.url, headers={"Accept": accept}, timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert response.headers["Vary"] == "Accept"
+    assert response.text.startswith("<!doctype html>")
+    assert '<input type="file" id="file"' in response.text
+    head = requests.head(server.url, headers={"Accept": accept}, timeout=10)
+    assert head.status_code == 200 and head.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_page_loads_nothing_from_anywhere_and_runs_only_its_own_code(server):
+    response = requests.get(server.url, headers={"Accept": BROWSER_ACCEPT}, timeout=10)
+    page, headers = response.text, response.headers
+
+    policy = dict(
+        (directive.split(" ", 1) + [""])[:2]
+        for directive in headers["Content-Security-Policy"].split("; ")
+    )
+    assert policy["default-src"] == "'none'"
+    for tag in ("script", "style"):  # exactly the page's own inline elements, by hash
+        bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        assert len(bodies) == 1
+        digest = base64.b64encode(hashlib.sha256(bodies[0].encode()).digest()).decode()
+        assert policy[f"{tag}-src"] == f"'sha256-{digest}'"
+    assert policy["img-src"] == "blob: data:"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    # No reference to anything outside the page: the one href is an empty data: icon.
+    assert re.findall(r"""(?:src|href|action)\s*=\s*["']([^"']*)""", page) == ["data:,"]
+    assert "url(" not in page and "@import" not in page and "<iframe" not in page
+
+
+def test_a_post_asking_for_html_still_gets_json(server, english_png):
+    response = server.post(english_png, headers={"Accept": "text/html"})
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert_reads(response.json(), ENGLISH)
