@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The backfill (README "Backfill") as a Cloud Run job, with gcloud, from the repository root:
+# The backfill (docs/backfill.md) as a Cloud Run job, with gcloud, from the repository root:
 #
 #   PROJECT=my-project deploy/backfill-job.sh deploy          # build from source, deploy the job
 #   PROJECT=my-project deploy/backfill-job.sh run [OPTION...]  # run it over the bucket and wait

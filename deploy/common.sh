@@ -11,7 +11,7 @@ OUTPUT_BUCKET="${OUTPUT_BUCKET:-$PROJECT-ocr-results}" # results go here, under 
 OUTPUT_PREFIX="${OUTPUT_PREFIX:-ocr-results/}"
 # Instance size, for the functions and the job's tasks alike. Memory: the instance peaks at
 # ~290 MiB (gunicorn's master ~51 + the worker's high-water mark ~240 on the largest pages;
-# README "Deploy"), so 512 MiB, with room for requests waiting their turn. CPU: 1, because the
+# docs/deploy.md), so 512 MiB, with room for requests waiting their turn. CPU: 1, because the
 # platform sends an instance more than one request at a time only from 1 vCPU up.
 MEMORY="${MEMORY:-512Mi}"
 CPU="${CPU:-1}"

@@ -129,7 +129,7 @@ def logged(fields: dict[str, object]) -> Iterator[None]:
 def process(
     source: Source, service: Service, fields: dict[str, object], dry_run: bool = False
 ) -> str:
-    """OCR one object generation into its result object; return the outcome (see README).
+    """OCR one object generation into its result object; return the outcome (see docs/storage.md).
 
     `dry_run` decides exactly as a real run would but stops before downloading: the outcome is
     then `pending` where a real run would read the object.

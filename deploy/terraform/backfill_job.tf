@@ -1,9 +1,9 @@
-# The backfill (README "Backfill") as a Cloud Run job: backfill_tasks tasks, each OCR'ing its
+# The backfill (docs/backfill.md) as a Cloud Run job: backfill_tasks tasks, each OCR'ing its
 # share of a bucket (the input bucket unless backfill_bucket says otherwise) into exactly the
 # results the storage function writes: same output bucket and prefix, same environment, same
 # instance size. Terraform does not build images, so the job exists once backfill_image names
 # one: build this repository with Google Cloud's buildpacks into the repository below (output
-# backfill_image_name; README "Backfill" has the command) and apply again with it. Then
+# backfill_image_name; docs/backfill.md has the command) and apply again with it. Then
 # `deploy/backfill-job.sh run` or `gcloud run jobs execute ocr-backfill --wait` runs it.
 
 locals {

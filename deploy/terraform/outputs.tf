@@ -19,7 +19,7 @@ output "runtime_service_account" {
 }
 
 output "backfill_image_name" {
-  description = "Build the backfill's image here (README: Backfill), then apply with backfill_image."
+  description = "Build the backfill's image here (docs/backfill.md), then apply with backfill_image."
   value       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}/ocr-backfill"
 }
 
