@@ -3,7 +3,7 @@
 Modules, in the order a request meets them:
     settings  - every environment variable, read and validated once
     logs      - Cloud Logging JSON on the platform, readable text locally
-    startup   - bad settings in one line, the "ready" line, exit when the engine cannot load
+    startup   - bad settings in one line, the "ready" line and warm-up, exit if the engine fails
     errors    - exceptions that carry their own HTTP status and machine-readable code
     http      - request body -> image bytes, errors -> HTTP responses, one log entry each
       web/index.html - the page a browser gets at GET /: drop an image, see text and boxes

@@ -17,7 +17,9 @@ inside the engine (`Engine.session()`); the next one can be decoded meanwhile.
 
 A load that fails is recorded (`failure`) and never retried in this process: requests get
 503 `engine_failed`, and the background load reports it to `on_failure`, which in the function
-ends the process (see `function.startup`).
+ends the process (see `function.startup`). A load that succeeds is reported to `on_loaded`, which
+in the function announces it and warms the steps up (`function.startup`: the engine, the lowest
+floor, does not know the steps that use it).
 """
 
 from __future__ import annotations
@@ -116,13 +118,11 @@ class Engine:
 
     def _load_and_report(self) -> None:
         try:
-            models = self._ensure_loaded()
+            self._ensure_loaded()
         except EngineFailed:
             self._on_failure(self)
         else:
             self._on_loaded(self)
-            with self._lock:  # a request arriving now waits for this, as it would for the load
-                warm_up(models)
 
     def _ensure_loaded(self) -> Models:
         with self._loading:
@@ -152,24 +152,6 @@ class Engine:
         models = self._ensure_loaded()
         with deadline.hold(self._lock) if deadline is not None else self._lock:
             yield models
-
-
-def warm_up(models: Models) -> None:
-    """Detect and recognise once on a blank strip of a page's width, then hand memory back.
-
-    The first page-sized run makes ONNX Runtime, OpenCV and the allocator set up ~15 MB they
-    keep for the life of the process. Done here, in the background after the load, that cost
-    is neither the first request's latency nor a step in the idle memory after it.
-    """
-    import numpy as np
-
-    from . import detect, recognise  # the steps import this module
-
-    if models.detector is not None and models.recogniser is not None:
-        blank = np.full((detect.MIN_STRIP_HEIGHT, detect.DETECT_SIDE, 3), 255, dtype=np.uint8)
-        detect.find_lines(blank, models.detector)
-        recognise.read(blank[: recognise.HEIGHT], models.recogniser, models.alphabet)
-    allocator.trim()
 
 
 def load_models(settings: Settings) -> Models:

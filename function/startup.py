@@ -4,7 +4,7 @@
   not a traceback from deep inside functions-framework's import of main.py.
 - When the engine is loaded, one line says so whatever LOG_LEVEL: load time, the settings that
   decide memory and speed, and where to POST. With the default LOG_LEVEL=WARNING it is
-  otherwise silent until something goes wrong.
+  otherwise silent until something goes wrong. Then the steps are warmed up, in the background.
 - When the engine cannot load, the process can never serve. Staying up answering 503 would let
   a platform keep it: Cloud Run's default startup probe only checks that the port accepts
   connections. So after logging the cause, and after a moment in which requests that waited
@@ -22,7 +22,7 @@ import stat
 import sys
 import time
 
-from . import logs
+from . import allocator, logs
 from .engine import Engine
 from .service import Service
 from .settings import Settings, SettingsError
@@ -44,11 +44,14 @@ def settings_or_exit() -> Settings:
 
 
 def load_engine(service: Service) -> None:
-    """Load the engine in the serving process; announce when ready, exit if it cannot load."""
-    service.engine.preload(
-        on_loaded=lambda engine: announce_ready(engine, service.settings),
-        on_failure=exit_engine_failed,
-    )
+    """Load the engine in the serving process; announce and warm up when ready, exit if it
+    cannot load."""
+
+    def loaded(engine: Engine) -> None:
+        announce_ready(engine, service.settings)
+        warm_up(engine)
+
+    service.engine.preload(on_loaded=loaded, on_failure=exit_engine_failed)
 
 
 def announce_ready(engine: Engine, settings: Settings) -> None:
@@ -65,6 +68,28 @@ def announce_ready(engine: Engine, settings: Settings) -> None:
         f"OCR_THREADS={settings.ocr_threads} MAX_IMAGE_BYTES={settings.max_image_bytes} "
         f"LOG_LEVEL={settings.log_level}"
     )
+
+
+def warm_up(engine: Engine) -> None:
+    """Detect and recognise once on a blank strip of a page's width, then hand memory back.
+
+    The first page-sized run makes ONNX Runtime, OpenCV and the allocator set up ~15 MB they
+    keep for the life of the process. Done here, in the background after the load, that cost
+    is neither the first request's latency nor a step in the idle memory after it. A request
+    arriving meanwhile waits for it, as it would for the load.
+    """
+    # Imported here, not with this module (main.py's import): a cv2 that cannot load is the
+    # engine's failure (503 engine_failed, exit 3), not a function that fails to import.
+    import numpy as np
+
+    from . import detect, recognise
+
+    with engine.session() as models:
+        if models.detector is not None and models.recogniser is not None:
+            blank = np.full((detect.MIN_STRIP_HEIGHT, detect.DETECT_SIDE, 3), 255, dtype=np.uint8)
+            detect.find_lines(blank, models.detector)
+            recognise.read(blank[: recognise.HEIGHT], models.recogniser, models.alphabet)
+        allocator.trim()
 
 
 def exit_engine_failed(engine: Engine) -> None:
