@@ -5,9 +5,10 @@
 The deployment (deploy/) gives each instance 1 vCPU, so the function runs here pinned to one CPU
 (this process and everything it starts: OCR_THREADS follows the affinity and is 1), with the
 environment it is deployed with (deploy/env.yaml), beside the same with MAX_SIDE=1600 (what the
-previous runs measured): both at once, every input to each in turn. Inputs are memory_latency's
-rendered A4 page and 12 MP photo. Per request: wall time, the serving worker's CPU seconds (user
-+ system, every thread, from /proc) and the reported peak RSS; medians after one warm-up request.
+previous runs measured): both at once, every input to each in turn. Inputs are rendered here:
+a dense A4 page at 300 dpi and a 12 MP photo. Per request: wall time, the serving worker's CPU
+seconds (user + system, every thread, from /proc) and the reported peak RSS; medians after one
+warm-up request.
 Per configuration, what sizes the instance: the worker's RSS once the engine is loaded (idle),
 gunicorn's master's RSS, and master + the worker's high-water mark (VmHWM) after every request.
 Writes bench/results/cost.json and Markdown tables on stdout.
@@ -24,12 +25,24 @@ from pathlib import Path
 import yaml
 
 from bench.harness import median, ocr
-from bench.memory_latency import inputs
+from tests import render
 from tests.conftest import ROOT, Server, start_server
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 DEPLOYED = yaml.safe_load((ROOT / "deploy/env.yaml").read_text())
 CONFIGS = {"deployed": DEPLOYED, "deployed, MAX_SIDE=1600": {**DEPLOYED, "MAX_SIDE": "1600"}}
+
+
+def inputs() -> dict[str, bytes]:
+    """A dense page and a photo: the two ends of what one invocation costs."""
+    lines = [
+        f"Line {i:02d}: the quick brown fox jumps over the lazy dog 0123456789" for i in range(44)
+    ]
+    a4 = render.page(lines, size=(2480, 3508), font_size=42, origin=(150, 150)).image
+    return {
+        "A4 page, 300 dpi (2480x3508 JPEG)": render.encode(a4, "JPEG", quality=90),
+        "12 MP photo (4000x3000 JPEG)": render.noisy_photo(),
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -54,8 +67,6 @@ def measure(servers: dict[str, Server], repeats: int) -> dict[str, dict]:
         for config in servers
     }
     for name, data in inputs().items():
-        if "word" in name:
-            continue
         runs = {config: {"wall": [], "cpu": [], "peak": [], "lines": 0} for config in servers}
         for server in servers.values():
             ocr(server, data)  # warm-up
