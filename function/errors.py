@@ -2,6 +2,7 @@
 
 `function.http` turns them into responses in one place; the Cloud Storage trigger uses
 `permanent` to decide between "log and acknowledge" and "raise so the platform retries".
+The classes below look alike on purpose: together they are the table of errors.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import re
 import sys
 from pathlib import Path
 
-from . import backfill, load, monitor, sample
+from . import backfill, load, monitor, sample, say
 from .cgroup import CgroupUnavailable
-from .instance import InstanceSpec, say, serve
+from .instance import InstanceSpec, serve
 
 _UNITS = {"": 1, "m": 1, "mi": 1, "mb": 1, "mib": 1, "g": 1024, "gi": 1024, "gb": 1024, "gib": 1024}
 
@@ -28,6 +28,8 @@ def memory_mb(text: str) -> int:
     return mb
 
 
+# function.backfill has the same five lines: the runner does not import that module (it loads
+# google-cloud-storage and the service) to parse its own command line.
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -144,14 +146,22 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _pinned(cpus: int) -> list[int] | None:
+    """The first `cpus` CPUs the runner may use; None, and why, if it may use fewer."""
     allowed = sorted(os.sched_getaffinity(0))
-    if args.cpus > len(allowed):
-        say(f"--cpus {args.cpus}: this machine lets the runner use only {len(allowed)}")
+    if cpus > len(allowed):
+        say(f"--cpus {cpus}: this machine lets the runner use only {len(allowed)}")
+        return None
+    return allowed[:cpus]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cpus = _pinned(args.cpus)
+    if cpus is None:
         return 2
     spec = InstanceSpec(
         memory_mb=args.memory,
-        cpus=allowed[: args.cpus],
+        cpus=cpus,
         host=args.host,
         port=args.port,
         target=args.target,
@@ -167,9 +177,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    allowed = sorted(os.sched_getaffinity(0))
-    if args.cpus > len(allowed):
-        say(f"--cpus {args.cpus}: this machine lets the runner use only {len(allowed)}")
+    cpus = _pinned(args.cpus)
+    if cpus is None:
         return 2
     spec = backfill.JobSpec(
         bucket=args.bucket,
@@ -178,7 +187,7 @@ def _backfill(args: argparse.Namespace) -> int:
         parallelism=args.parallelism or args.tasks,
         max_retries=max(args.max_retries, 0),
         memory_mb=args.memory,
-        cpus=allowed[: args.cpus],
+        cpus=cpus,
         cgroup=args.cgroup,
     )
     try:

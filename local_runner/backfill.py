@@ -24,8 +24,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from . import say
 from .cgroup import MemoryCgroup
-from .instance import MEMORY_FAILURES, confinement, describe_exit, say
+from .confine import MEMORY_FAILURES, confinement
+from .processes import describe_exit
 
 STOP_GRACE_SECONDS = 10.0  # what Cloud Run gives a task between SIGTERM and SIGKILL
 

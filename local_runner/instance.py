@@ -1,27 +1,15 @@
 """`serve`: the function inside an emulated instance, restarted as the platform would.
 
 The instance is functions-framework in its own session (so Ctrl-C reaches the runner only, and
-the runner ends the whole group), pinned to N CPUs with sched_setaffinity, and held to its
-memory in one of two ways:
-
-- RLIMIT_AS (default, any Linux, no privileges): each process's address space is capped at the
-  limit. Address space is always at least resident memory, so this is stricter than the
-  platform's limit on resident memory: an instance that passes here fits there. Nothing is
-  killed: an allocation over the limit fails (MemoryError, a 503 from the function, a library
-  that cannot load), and the runner treats an unrecoverable failure as the instance's death.
-- a memory cgroup (`--cgroup`, root or a delegated cgroup): the platform's own mechanism,
-  resident memory plus /dev/shm and /tmp, enforced by the kernel's OOM killer.
-
-glibc reserves 64 MiB of address space per thread for malloc arenas; the runner sets
-MALLOC_ARENA_MAX=2 so the address space tracks what is really used.
+the runner ends the whole group), confined by `confine` (pinned CPUs; RLIMIT_AS or a memory
+cgroup). The runner watches it until it ends, dies of memory or never becomes ready, says how
+it ended, and starts a new one (a new cold start), backing off while starts keep failing.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -29,31 +17,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import state
+from . import say, state
 from .cgroup import MemoryCgroup
-from .processes import TreeMemory, end_group, sample
+from .confine import MEMORY_FAILURES, confinement
+from .processes import TreeMemory, describe_exit, end_group, sample
 
-# Output that means an allocation failed where nothing recovers from it.
-MEMORY_FAILURES = (
-    "MemoryError",
-    "Cannot allocate memory",
-    "failed to map segment from shared object",
-    "std::bad_alloc",
-    "can't start new thread",
-    "Perhaps out of memory",
-)
 _POLL_SECONDS = 0.25
 _MAX_BACKOFF_SECONDS = 30
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def say(message: str) -> None:
-    print(f"local-runner: {message}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -251,23 +225,6 @@ class Instance:
             self._pump.join(timeout=5)
 
 
-def confinement(
-    cpus: list[int], limit_bytes: int, cgroup: MemoryCgroup | None
-) -> Callable[[], None]:
-    """The `preexec_fn` that puts a child into the emulated instance: pinned to `cpus`, held to
-    the memory limit (the cgroup's, or RLIMIT_AS), and killed if the runner dies."""
-
-    def enter_instance() -> None:  # runs in the child, between fork and exec
-        os.sched_setaffinity(0, cpus)
-        if cgroup is not None:
-            cgroup.join()
-        else:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # no orphan if the runner is killed
-
-    return enter_instance
-
-
 def is_ready(url: str) -> bool:
     """The instance answers GET, and the OCR function (if that is the target) has its engine.
 
@@ -281,12 +238,6 @@ def is_ready(url: str) -> bool:
         return error.code != 503
     except (OSError, ValueError):
         return False
-
-
-def describe_exit(code: int) -> str:
-    if code < 0:
-        return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with code {code}"
 
 
 def serve(spec: InstanceSpec, max_restarts: int) -> int:

@@ -164,3 +164,9 @@ def end_group(pgid: int, pids: list[int], grace_seconds: float = 5.0) -> None:
             time.sleep(0.05)
         if not any(alive(pid) for pid in pids):
             return
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"

@@ -1,5 +1,7 @@
 # The two functions: `ocr` (HTTP) and `ocr_storage` (Cloud Storage finalized events), same
 # source, same instance size, same environment (deploy/env.yaml). Neither is public.
+# Two resources, not one with for_each: they differ in entry point, timeout, ingress,
+# environment, trigger and dependencies, and for_each would rename both in existing states.
 
 resource "google_cloudfunctions2_function" "http" {
   name     = var.http_function
