@@ -36,6 +36,34 @@ class InvalidImage(OcrError):
     status, code = 400, "invalid_image"
 
 
+class InvalidDocument(OcrError):
+    """A PDF that cannot be read: damaged, truncated, or not a PDF after all."""
+
+    status, code = 400, "invalid_document"
+
+
+class EncryptedDocument(OcrError):
+    """A PDF that needs a password to open: the function has none to give."""
+
+    status, code = 422, "encrypted_document"
+
+
+class EmptyDocument(OcrError):
+    status, code = 422, "empty_document"
+
+
+class PagesOutOfRange(OcrError):
+    """`pages` names a page the document does not have."""
+
+    status, code = 400, "pages_out_of_range"
+
+
+class TooManyPages(OcrError):
+    """More pages asked for than MAX_PAGES: refused before any page is read."""
+
+    status, code = 413, "too_many_pages"
+
+
 class MethodNotAllowed(OcrError):
     status, code = 405, "method_not_allowed"
 

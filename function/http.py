@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.formparser import FormDataParser
 
 from .deadline import Deadline
+from .documents import PageRanges, is_pdf
 from .errors import (
     BadRequest,
     EmptyBody,
@@ -35,8 +36,8 @@ from .errors import (
     TooLarge,
     UnsupportedMediaType,
 )
-from .images import has_image_signature, is_image_media_type
-from .pipeline import OcrResult
+from .images import has_image_signature, is_accepted_media_type
+from .pipeline import DocumentResult, OcrResult
 from .service import Service
 
 log = logging.getLogger("function.invocation")
@@ -158,10 +159,11 @@ def _recognise(
     output = request.args.get("format", "json").lower()
     if output not in _FORMATS:
         raise BadRequest(f"format={output!r} is not supported: use json or text.")
+    pages = PageRanges(request.args["pages"]) if "pages" in request.args else None
     with service.admission():
         data = read_image_bytes(request, service.settings.max_image_bytes)
         fields["bytes_in"] = len(data)
-        result = service.ocr(data, deadline)
+        result = service.ocr(data, deadline, pages)
         del data
     fields.update(_result_fields(result))
     if output == "text":
@@ -169,13 +171,16 @@ def _recognise(
         response.charset = "utf-8"
     else:
         response = _json_response(result.to_dict(), 200)
+    if isinstance(result, DocumentResult) and result.not_read:
+        response.headers["X-Pages-Not-Read"] = ",".join(map(str, result.not_read))
     response.headers["X-Peak-RSS-MB"] = str(result.memory.peak_rss_mb)
     response.headers["X-Memory-Level"] = result.memory.level
     return response
 
 
 def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
-    """The image from a raw body, a multipart field `file`, or JSON `{"image": "<base64>"}`.
+    """The image (or PDF) from a raw body, a multipart field `file`, or JSON
+    `{"image": "<base64>"}`.
 
     The body is read once, bounded, before anything parses it, so no framework limit can fire
     later (functions-framework reads the body again after the response).
@@ -185,15 +190,15 @@ def read_image_bytes(request: flask.Request, max_bytes: int) -> bytes:
         data = _from_multipart(_read_body(request, max_bytes + _ENVELOPE, max_bytes), request)
     elif mimetype == "application/json":
         data = _from_json(_read_body(request, max_bytes * 4 // 3 + _ENVELOPE, max_bytes))
-    elif is_image_media_type(mimetype):
+    elif is_accepted_media_type(mimetype):
         data = _read_body(request, max_bytes, max_bytes)
     elif mimetype == "application/x-www-form-urlencoded":
         data = _from_form_urlencoded(_read_body(request, max_bytes, max_bytes))
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not accepted. Send the image as image/* or "
-            "application/octet-stream, as multipart/form-data field 'file', or as "
-            'application/json {"image": "<base64>"}.'
+            "application/octet-stream (a PDF as application/pdf), as multipart/form-data "
+            'field \'file\', or as application/json {"image": "<base64>"}.'
         )
     if not data:
         raise EmptyBody("The request carries no image bytes.")
@@ -217,8 +222,8 @@ def _read_body(request: flask.Request, limit: int, max_bytes: int) -> bytes:
 
 def _from_form_urlencoded(body: bytes) -> bytes:
     """`curl --data-binary @scan.jpg URL` without -H labels the image as a form: accept the
-    bytes when they are an image, and refuse a real form."""
-    if not body or has_image_signature(body):
+    bytes when they are an image or a PDF, and refuse a real form."""
+    if not body or has_image_signature(body) or is_pdf(body):
         return body
     raise UnsupportedMediaType(
         "The body is application/x-www-form-urlencoded and not an image. Send the image "
@@ -294,12 +299,24 @@ def _json_response(body: dict[str, object], status: int) -> flask.Response:
     return flask.Response(json.dumps(body, ensure_ascii=False), status, mimetype="application/json")
 
 
-def _result_fields(result: OcrResult) -> dict[str, object]:
+def _result_fields(result: OcrResult | DocumentResult) -> dict[str, object]:
+    if isinstance(result, DocumentResult):
+        shape: dict[str, object] = {
+            "document": result.kind,
+            "page_count": result.page_count,
+            "pages_read": len(result.pages),
+            "pages_not_read": len(result.not_read),
+            "lines": sum(len(page["lines"]) for page in result.pages),
+        }
+    else:
+        shape = {
+            "width": result.width,
+            "height": result.height,
+            "scale": result.scale,
+            "lines": len(result.lines),
+        }
     return {
-        "width": result.width,
-        "height": result.height,
-        "scale": result.scale,
-        "lines": len(result.lines),
+        **shape,
         **{f"{step}_ms": ms for step, ms in result.timings_ms.items()},
         "peak_rss_mb": result.memory.peak_rss_mb,
         "rss_mb": result.memory.rss_mb,

@@ -54,13 +54,22 @@ class DecodedImage:
         )
 
 
+def is_accepted_media_type(mimetype: str) -> bool:
+    """`is_image_media_type`, or a PDF (application/pdf)."""
+    return is_image_media_type(mimetype) or _bare(mimetype) == "application/pdf"
+
+
+def _bare(mimetype: str) -> str:
+    return mimetype.split(";")[0].strip().lower()
+
+
 def is_image_media_type(mimetype: str) -> bool:
     """Content types accepted as raw image bytes: image/*, application/octet-stream, or none.
 
     The subtype need not match the bytes, which are sniffed: browsers and tools often say
     image/jpeg for any picture.
     """
-    mimetype = mimetype.split(";")[0].strip().lower()
+    mimetype = _bare(mimetype)
     return mimetype in ("", "application/octet-stream") or mimetype.startswith("image/")
 
 
@@ -86,7 +95,11 @@ def decode(data: bytes, *, max_side: int | None, max_pixels: int) -> DecodedImag
 
     `max_side=None` keeps the original size (MEMORY_OPTIMIZATION=false).
     """
-    image = _open(data, max_pixels)
+    return decode_image(_open(data, max_pixels), max_side=max_side, max_pixels=max_pixels)
+
+
+def decode_image(image: Image.Image, *, max_side: int | None, max_pixels: int) -> DecodedImage:
+    """`decode` for an image already opened: one frame of a multi-page TIFF, say."""
     _check_pixels(image, max_pixels)
     orientation = _orientation(image)
     width, height = image.size[::-1] if orientation in _SWAPS_SIDES else image.size

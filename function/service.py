@@ -16,10 +16,10 @@ frees nothing, so that request is admitted; a failed allocation is still a 503.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from . import __version__, memory, pipeline, shutdown
+from . import __version__, documents, memory, pipeline, shutdown
 from .deadline import Deadline
 from .engine import Engine
 from .errors import Busy, OutOfMemory, ShuttingDown
@@ -88,9 +88,45 @@ class Service:
         """A new request's deadline: REQUEST_TIMEOUT_SECONDS from now (sooner after SIGTERM)."""
         return Deadline(self.settings.request_timeout_seconds)
 
-    def ocr(self, data: bytes, deadline: Deadline) -> pipeline.OcrResult:
-        """OCR image bytes already admitted by `admission()`, giving up at `deadline`."""
-        return pipeline.run(data, self.settings, self.engine, self._decoding, deadline=deadline)
+    def ocr(
+        self,
+        data: bytes,
+        deadline: Deadline,
+        pages: documents.PageRanges | None = None,
+        mode: str | None = None,
+    ) -> pipeline.OcrResult | pipeline.DocumentResult:
+        """OCR bytes already admitted by `admission()`, giving up at `deadline`: an image, or
+        the `pages` of a PDF or multi-page TIFF (text layers used as PDF_TEXT_LAYER or `mode`
+        says). A single image is page 1 of 1 for `pages`."""
+        document = documents.open_document(data)
+        if document is None:
+            documents.chosen_pages(1, pages, self.settings.max_pages)
+            return pipeline.run(data, self.settings, self.engine, self._decoding, deadline=deadline)
+        try:
+            numbers = documents.chosen_pages(document.count, pages, self.settings.max_pages)
+            return self.read_document(document, numbers, deadline, mode=mode)
+        finally:
+            document.close()
+
+    def read_document(
+        self,
+        document: documents.Document,
+        numbers: list[int],
+        deadline: Deadline,
+        mode: str | None = None,
+        on_page: Callable[[dict[str, object]], None] | None = None,
+    ) -> pipeline.DocumentResult:
+        """The pages `numbers` of an open document (see `pipeline.run_document`)."""
+        return pipeline.run_document(
+            document,
+            numbers,
+            self.settings,
+            self.engine,
+            self._decoding,
+            deadline=deadline,
+            mode=mode or self.settings.pdf_text_layer,
+            on_page=on_page,
+        )
 
     def info(self) -> dict[str, object]:
         """Service information for GET: a readiness probe and a settings check."""

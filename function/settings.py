@@ -21,6 +21,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
+TEXT_LAYER_MODES = ("auto", "ocr", "only")
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,9 @@ class Settings:
     log_format: str = "auto"
     output_bucket: str = ""
     output_prefix: str = "ocr-results/"
+    max_pages: int = 500
+    pdf_dpi: int = 300
+    pdf_text_layer: str = "auto"
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -84,6 +88,9 @@ class Settings:
             log_format=reader.choice("LOG_FORMAT", cls.log_format, LOG_FORMATS),
             output_bucket=env.get("OUTPUT_BUCKET", "").strip(),
             output_prefix=reader.prefix("OUTPUT_PREFIX", cls.output_prefix),
+            max_pages=reader.integer("MAX_PAGES", cls.max_pages, 1, 100_000),
+            pdf_dpi=reader.integer("PDF_DPI", cls.pdf_dpi, 36, 1200),
+            pdf_text_layer=reader.choice("PDF_TEXT_LAYER", cls.pdf_text_layer, TEXT_LAYER_MODES),
             warnings=tuple(_obsolete_variable_warnings(env)),
         )
         if settings.memory_attention_mb >= settings.memory_warning_mb:
