@@ -46,8 +46,14 @@ def scan_image(lines: list[str], pixels: tuple[int, int] = (850, 1200)) -> Image
     return render.page(lines, size=pixels, font_size=40, origin=(60, 80)).image
 
 
-def pdf(pages: list[TextPage | ScanPage], *, encrypted: bool = False) -> bytes:
-    """A PDF of A4 pages; `encrypted` adds a Standard security handler with a user password."""
+def pdf(
+    pages: list[TextPage | ScanPage],
+    *,
+    encrypted: bool = False,
+    size: tuple[int, int] = A4,
+) -> bytes:
+    """A PDF of pages of `size` points; `encrypted` adds a Standard security handler with a
+    user password."""
     objects: list[bytes] = [b"", b""]  # 1: catalog, 2: page tree, filled in at the end
 
     def add(body: bytes) -> int:
@@ -65,7 +71,7 @@ def pdf(pages: list[TextPage | ScanPage], *, encrypted: bool = False) -> bytes:
             shown = b" ".join(b"(%s) Tj T*" % _escape(line) for line in page.lines)
             operators = b"BT /F1 %d Tf 72 %d Td %d TL %s ET" % (
                 FONT_SIZE,
-                A4[1] - 72,
+                size[1] - 72,
                 LEADING,
                 shown,
             )
@@ -80,13 +86,13 @@ def pdf(pages: list[TextPage | ScanPage], *, encrypted: bool = False) -> bytes:
                     jpeg,
                 )
             )
-            operators = b"q %d 0 0 %d 0 0 cm /Scan Do Q" % A4
+            operators = b"q %d 0 0 %d 0 0 cm /Scan Do Q" % size
             resources = b"<< /XObject << /Scan %d 0 R >> >>" % image
         contents = add(_stream(b"", operators))
         kids.append(
             add(
                 b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources %s "
-                b"/Contents %d 0 R >>" % (*A4, resources, contents)
+                b"/Contents %d 0 R >>" % (*size, resources, contents)
             )
         )
     objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
@@ -99,8 +105,7 @@ def pdf(pages: list[TextPage | ScanPage], *, encrypted: bool = False) -> bytes:
         # RC4 40-bit (the oldest handler). /U is what the empty user password would have to
         # produce; random bytes mean "a password is needed", so no reader can open the file.
         security = add(
-            b"<< /Filter /Standard /V 1 /R 2 /P -4 /O <%s> /U <%s> >>"
-            % (b"5a" * 32, b"c3" * 32)
+            b"<< /Filter /Standard /V 1 /R 2 /P -4 /O <%s> /U <%s> >>" % (b"5a" * 32, b"c3" * 32)
         )
         trailer += b" /Encrypt %d 0 R /ID [<%s> <%s>]" % (security, b"ab" * 16, b"ab" * 16)
     return _file(objects, trailer)
@@ -119,7 +124,8 @@ def _stream(dictionary: bytes, data: bytes) -> bytes:
 
 
 def _escape(text: str) -> bytes:
-    return text.encode("latin-1").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+    escaped = text.encode("latin-1").replace(b"\\", b"\\\\")
+    return escaped.replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
 def _file(objects: list[bytes], trailer: bytes) -> bytes:

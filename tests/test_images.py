@@ -77,13 +77,15 @@ def test_palette_with_transparency(server, rgb):
     reads(server, render.encode(image, "PNG", transparency=white))
 
 
-def test_multi_page_tiff_and_animated_gif_use_the_first_frame(server):
+def test_an_animated_gif_uses_the_first_frame_and_a_multi_page_tiff_every_page(server):
     first = render.page(["First page 111"], size=(700, 140)).image
     second = render.page(["Second page 222"], size=(700, 140)).image
-    for fmt in ("TIFF", "GIF"):
-        data = render.encode(first, fmt, save_all=True, append_images=[second])
-        body = reads(server, data, "First page 111")
-        assert "222" not in body["text"]
+    gif = reads(server, render.encode(first, "GIF", save_all=True, append_images=[second]),
+                "First page 111")  # fmt: skip
+    assert "222" not in gif["text"] and "pages" not in gif
+    tiff = render.encode(first, "TIFF", save_all=True, append_images=[second])
+    body = reads(server, tiff, "First page 111")  # a document: tests/test_documents.py
+    assert [page["page"] for page in body["pages"]] == [1, 2] and "222" in body["text"]
 
 
 def test_small_image_is_never_upscaled(servers):
