@@ -18,13 +18,14 @@ enabled tries again. Every write is a single request: a result object is complet
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from cloudevents.http import CloudEvent
@@ -32,9 +33,10 @@ from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from . import documents
 from .deadline import Deadline
 from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
-from .images import is_image_media_type
+from .images import is_accepted_media_type
 from .service import Service
 
 log = logging.getLogger("function.invocation")
@@ -161,8 +163,9 @@ def process(
     if dry_run:
         return "pending"
     deadline = service.deadline()  # from here: REQUEST_TIMEOUT_SECONDS, or SIGTERM's budget
+    checkpoints = Checkpoints(bucket, f"{settings.output_prefix}{source.name}", source)
     try:
-        body = _recognise(source, service, fields, deadline)
+        body = _recognise(source, service, fields, deadline, checkpoints)
         outcome = "written"
     except OcrError as error:
         if not error.permanent or isinstance(error, ObjectGone):
@@ -172,24 +175,36 @@ def process(
         outcome = "error_written"
     body["source"] = source.to_dict()
     replaces = existing.generation if existing is not None else 0
-    if not _write(bucket.blob(result_name), body, source, replaces):
-        return "duplicate"
-    return outcome
+    written = _write(bucket.blob(result_name), body, source, replaces)
+    checkpoints.delete()  # the result holds every page now, whoever wrote it
+    return outcome if written else "duplicate"
 
 
 def _recognise(
-    source: Source, service: Service, fields: dict[str, object], deadline: Deadline
+    source: Source,
+    service: Service,
+    fields: dict[str, object],
+    deadline: Deadline,
+    checkpoints: Checkpoints,
 ) -> dict[str, object]:
-    """Refuse what cannot be an acceptable image before downloading; OCR the rest."""
+    """Refuse what cannot be an acceptable image or PDF before downloading; OCR the rest."""
     limit = service.settings.max_image_bytes
-    if not is_image_media_type(source.content_type):
+    if not is_accepted_media_type(source.content_type):
         raise UnsupportedMediaType(
-            f"Content type {source.content_type!r} is not an image; the object was not read."
+            f"Content type {source.content_type!r} is not an image or a PDF; the object was "
+            "not read."
         )
     if source.size > limit:
         raise TooLarge.over(limit)
     with service.admission():
         data = _download(source, limit)
+        document = documents.open_document(data)
+        if document is not None:
+            del data  # the document holds what it needs of it
+            try:
+                return _read_document(document, service, fields, deadline, checkpoints)
+            finally:
+                document.close()
         result = service.ocr(data, deadline)
         del data
     fields.update(
@@ -201,6 +216,105 @@ def _recognise(
         memory_level=result.memory.level,
     )
     return result.to_dict()
+
+
+def _read_document(
+    document: documents.Document,
+    service: Service,
+    fields: dict[str, object],
+    deadline: Deadline,
+    checkpoints: Checkpoints,
+) -> dict[str, object]:
+    """Every page not checkpointed by an earlier attempt, each checkpointed as it is read.
+
+    Stopped by the deadline (or SIGTERM, or memory) part-way, raise that transient error: the
+    platform retries the event, and the retry starts after the last checkpointed page.
+    """
+    numbers = documents.chosen_pages(document.count, None, service.settings.max_pages)
+    done = checkpoints.pages()
+    todo = [number for number in numbers if number not in done]
+    result = service.read_document(document, todo, deadline, on_page=checkpoints.save)
+    fields.update(
+        document=document.kind,
+        page_count=document.count,
+        pages_resumed=len(done),
+        pages_read=len(result.pages),
+        pages_not_read=len(result.not_read),
+        peak_rss_mb=result.memory.peak_rss_mb,
+        memory_level=result.memory.level,
+    )
+    if result.stopped is not None:
+        raise result.stopped
+    pages = sorted([*checkpoints.load(done), *result.pages], key=lambda page: page["page"])
+    return dataclasses.replace(result, pages=pages).to_dict()
+
+
+class Checkpoints:
+    """A document's pages, one small object each, as they are read: what a retry resumes from.
+
+    `{OUTPUT_PREFIX}{name}.pages/{generation}/{page:06d}.json`, each written once
+    (ifGenerationMatch=0: a duplicate delivery's copy of a page is dropped, not written twice),
+    and deleted once the result object is written. Under the output prefix, so never OCR'd.
+    """
+
+    def __init__(self, bucket: gcs.Bucket, stem: str, source: Source) -> None:
+        self._bucket = bucket
+        self.used = False  # a document was opened: there may be checkpoints to delete
+        self.prefix = f"{stem}.pages/{source.generation}/"
+        if len(f"{self.prefix}000000.json".encode()) > _MAX_NAME_BYTES:
+            self.prefix = ""  # only a document needs them; `pages` refuses it then
+
+    def _listing(self) -> Iterator[gcs.Blob]:
+        if not self.prefix:
+            raise BadEvent(
+                f"The page checkpoints' names would be over Cloud Storage's {_MAX_NAME_BYTES} "
+                "bytes: shorten the document's name or OUTPUT_PREFIX."
+            )
+        return self._bucket.list_blobs(
+            prefix=self.prefix, fields="items(name),nextPageToken", retry=_RETRY, timeout=60
+        )
+
+    def pages(self) -> set[int]:
+        """The page numbers checkpointed so far (names only: one listing request per 1000)."""
+        self.used = True
+        return {int(blob.name[len(self.prefix) : -len(".json")]) for blob in self._listing()}
+
+    def load(self, numbers: set[int]) -> list[dict[str, object]]:
+        """Those pages' results, read back for the final object."""
+        return [
+            json.loads(
+                self._bucket.blob(self._name(number)).download_as_bytes(
+                    retry=_RETRY, timeout=_TIMEOUT_SECONDS
+                )
+            )
+            for number in sorted(numbers)
+        ]
+
+    def save(self, page: dict[str, object]) -> None:
+        try:
+            self._bucket.blob(self._name(int(page["page"]))).upload_from_string(
+                json.dumps(page, ensure_ascii=False),
+                content_type="application/json; charset=utf-8",
+                if_generation_match=0,
+                retry=_RETRY,
+                timeout=_TIMEOUT_SECONDS,
+            )
+        except PreconditionFailed:  # a concurrent delivery checkpointed this page first
+            log.info("page checkpoint %s was already written", self._name(int(page["page"])))
+
+    def delete(self) -> None:
+        """Best effort: a checkpoint left behind is logged, never a reason to retry."""
+        if not self.used:
+            return
+        try:
+            for blob in self._listing():
+                with suppress(NotFound):  # a concurrent delivery deleted it first
+                    blob.delete(retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+        except Exception as exc:
+            log.warning("page checkpoints under %s left behind: %s", self.prefix, exc)
+
+    def _name(self, number: int) -> str:
+        return f"{self.prefix}{number:06d}.json"
 
 
 def _download(source: Source, limit: int) -> bytes:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from google.cloud.storage import Blob
 
-from tests import render
+from tests import pdfs, render
 from tests.conftest import Server, free_port, start_server
 from tests.emulator import Emulator, finalized, post
 
@@ -349,3 +349,75 @@ def test_storage_down_means_retry_and_the_retry_writes_the_result(emulator, func
     body = result_of(emulator, f"ocr-results/{name}.json")
     assert body["source"]["generation"] == event.data["generation"]
     assert squash(ENGLISH[1]) in squash(body["text"])
+
+
+@pytest.fixture(scope="module")
+def hurried(emulator, tmp_path_factory) -> Iterator[Server]:
+    """A one-second deadline: a long document takes several attempts."""
+    server = storage_function(emulator, tmp_path_factory, REQUEST_TIMEOUT_SECONDS="1")
+    yield server
+    server.stop()
+
+
+def checkpoints(emulator: Emulator, name: str) -> list[str]:
+    prefix = f"ocr-results/{name}.pages/"
+    return [blob.name for blob in emulator.client().list_blobs(BUCKET, prefix=prefix)]
+
+
+def test_a_pdf_becomes_one_result_with_its_pages(emulator, function, server):
+    name = "scans/contract.pdf"
+    data = pdfs.pdf([pdfs.TextPage(ENGLISH), pdfs.ScanPage(["Signed on page two"])])
+    metadata = emulator.upload(BUCKET, name, data, "application/pdf")
+
+    assert post(function.url, finalized(metadata)).status_code == 200, function.log()[-3000:]
+
+    body = result_of(emulator, f"ocr-results/{name}.json")
+    http = server.post(data, "application/pdf").json()
+    assert body.keys() == http.keys() | {"source"}
+    assert [page["source"] for page in body["pages"]] == ["text_layer", "ocr"]
+    for key in ("text", "document", "complete", "pages_not_read"):
+        assert body[key] == http[key], key
+    for ours, theirs in zip(body["pages"], http["pages"], strict=True):
+        assert {k: v for k, v in ours.items() if k not in ("timings_ms", "rss_mb")} == {
+            k: v for k, v in theirs.items() if k not in ("timings_ms", "rss_mb")
+        }
+    assert checkpoints(emulator, name) == []  # deleted once the result was written
+    (entry,) = log_entries(function, name)
+    assert "storage event written" in entry and "pages_read=2 " in entry
+
+
+def test_a_document_stopped_by_its_deadline_resumes_on_retry_without_redoing_a_page(
+    emulator, hurried
+):
+    # 300 text-layer pages, a few milliseconds each, against a one-second deadline: each
+    # attempt reads what it can, checkpoints every page, and fails so the platform retries.
+    name = "scans/long-contract.pdf"
+    count = 300
+    data = pdfs.pdf([pdfs.TextPage([f"Clause {n} of {count}"]) for n in range(1, count + 1)])
+    event = finalized(emulator.upload(BUCKET, name, data, "application/pdf"))
+
+    statuses = []
+    while not statuses or statuses[-1] != 200:
+        assert len(statuses) < 60, statuses
+        statuses.append(post(hurried.url, event).status_code)  # the platform's retries
+        if statuses[-1] != 200:
+            assert checkpoints(emulator, name), "a stopped attempt left no checkpoint"
+
+    assert len(statuses) >= 2 and set(statuses[:-1]) == {500}, statuses  # it was interrupted
+    body = result_of(emulator, f"ocr-results/{name}.json")
+    assert [page["page"] for page in body["pages"]] == list(range(1, count + 1))
+    assert body["text"].split("\f") == [f"Clause {n} of {count}" for n in range(1, count + 1)]
+    assert body["complete"] is True and body["pages_not_read"] == []
+    entries = log_entries(hurried, name)
+    assert [outcome for outcome in outcomes(hurried, name)] == ["retry"] * (len(statuses) - 1) + [
+        "written"
+    ]
+    assert all("error=timeout" in entry for entry in entries[:-1])
+    # Every page read exactly once over all attempts, each attempt resuming after the last.
+    read = [int(entry.split(" pages_read=")[1].split()[0]) for entry in entries]
+    resumed = [int(entry.split(" pages_resumed=")[1].split()[0]) for entry in entries]
+    assert sum(read) == count and all(n > 0 for n in read)
+    assert resumed == [sum(read[:i]) for i in range(len(read))]
+    assert checkpoints(emulator, name) == []
+    assert post(hurried.url, event).status_code == 200  # a late duplicate: nothing more
+    assert outcomes(hurried, name)[-1] == "duplicate"
