@@ -12,8 +12,17 @@ already covers its generation costs one metadata read and no download, so a re-r
 beside the live trigger, writes nothing twice and never replaces a newer result. The
 function's own results are not even listed when they share the bucket.
 
-Memory is what one invocation needs: one listing page and one image at a time. The share is
-listed twice, once to count it (for the ETA; names only, no downloads) and once to work.
+Documents (PDFs and TIFFs, by type or name) are shared by pages, not by object, so one long
+document does not keep one task busy while the others finish: every task downloads it and
+reads its own runs of PAGES_PER_UNIT pages (`Task.pages`), each page checkpointed as the trigger
+does, and the task that finds every page checkpointed once its own are writes the result (the
+last to finish always does; two at once are settled by the result's compare-and-swap). A task
+stopped part-way is retried and resumes after its last checkpoint. Progress counts the pages
+each task read (`pages_read`, `pages_per_s`) beside the objects.
+
+Memory is what one invocation needs: one listing page and one image (or document page) at a
+time. The share is listed twice, once to count it (for the ETA; names only, no downloads) and
+once to work.
 
 Exit status: 0 every object of the share is done (error results and refusals included);
 1 some objects failed in a way a retry can fix (storage errors, out of memory): the job retries
@@ -46,12 +55,15 @@ log = logging.getLogger("function.backfill")
 
 PAGE_SIZE = 1000  # objects per listing page: Cloud Storage's maximum
 PROGRESS_SECONDS = 10.0  # a structured progress entry at most this often (and at the end)
+PAGES_PER_UNIT = 10  # a document's pages are shared out among the tasks in runs of this many
 MAX_FAILURES_IN_A_ROW = 10  # storage is down or the instance is broken: let the retry start over
 FAILURES_LISTED = 50  # failed objects named in the final entry (the log has each of them)
 _LISTED_FIELDS = "items(name,generation,contentType,size,updated),nextPageToken"
+_DOCUMENT_TYPES = ("application/pdf", "image/tiff")
+_DOCUMENT_SUFFIXES = (".pdf", ".tif", ".tiff")
 
 # Outcomes of `storage.process` (plus `failed`: it raised) and where progress counts them.
-DONE = ("written", "error_written")
+DONE = ("written", "error_written", "pages_written")
 SKIPPED = ("skipped", "duplicate")
 
 
@@ -83,8 +95,22 @@ class Task:
     def owns(self, name: str) -> bool:
         """Whether the object `name` is this task's: a hash of the name, not the listing order,
         so the split is even, and the same whatever else the bucket holds."""
+        return self._first(name) == self.index
+
+    def pages(self, name: str, count: int) -> list[int]:
+        """This task's pages of the document `name` of `count` pages: runs of PAGES_PER_UNIT
+        dealt round the tasks, the first run to the task that `owns` the name (so page 1 of 1,
+        an image, is that task's too)."""
+        first = self._first(name)
+        return [
+            page
+            for page in range(1, count + 1)
+            if (first + (page - 1) // PAGES_PER_UNIT) % self.count == self.index
+        ]
+
+    def _first(self, name: str) -> int:
         digest = hashlib.sha256(name.encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index
+        return int.from_bytes(digest[:8], "big") % self.count
 
 
 @dataclass(frozen=True)
@@ -110,8 +136,11 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     _logged: float = field(default_factory=time.monotonic)
 
-    def count(self, outcome: str) -> None:
+    pages_read: int = 0  # pages this task read: 1 per image, its own pages of a document
+
+    def count(self, outcome: str, pages: int = 0) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.pages_read += pages
 
     def _sum(self, outcomes: tuple[str, ...]) -> int:
         return sum(self.outcomes.get(outcome, 0) for outcome in outcomes)
@@ -138,6 +167,8 @@ class Progress:
             "outcomes": dict(self.outcomes),
             "elapsed_s": round(elapsed, 1),
             "objects_per_s": round(rate, 3),
+            "pages_read": self.pages_read,
+            "pages_per_s": round(self.pages_read / elapsed, 3) if elapsed > 0 else 0.0,
             "eta_s": round(remaining / rate, 1) if rate > 0 and self.total is not None else None,
             "list_pages": self.pages,
             "list_ms_per_page": (
@@ -183,7 +214,8 @@ class Stop:
 def share(
     options: Options, task: Task, settings: Settings, progress: Progress, stop: Stop
 ) -> Iterator[storage.Source]:
-    """This task's objects, in listing order, one page of the listing in memory at a time."""
+    """This task's objects, in listing order, one page of the listing in memory at a time: the
+    images it owns, and (except in a dry run) every document, of which it reads its pages."""
     for start, end in _ranges(options.bucket, settings):
         listing = storage.client().list_blobs(
             options.bucket,
@@ -208,8 +240,17 @@ def share(
                     blob.updated is None or blob.updated < options.since
                 ):
                     continue
-                if task.owns(blob.name):
-                    yield storage.Source.from_blob(blob)
+                source = storage.Source.from_blob(blob)
+                if task.owns(blob.name) or (not options.dry_run and is_document(source)):
+                    yield source
+
+
+def is_document(source: storage.Source) -> bool:
+    """What may have pages to share (by its type or name; the bytes decide: a TIFF of one
+    frame is an image, read by the task that owns it)."""
+    return source.content_type.split(";")[0].strip().lower() in _DOCUMENT_TYPES or (
+        source.name.lower().endswith(_DOCUMENT_SUFFIXES)
+    )
 
 
 def _ranges(bucket: str, settings: Settings) -> list[tuple[str | None, str | None]]:
@@ -259,8 +300,8 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
     for source in share(options, task, service.settings, progress, stop):
         if options.limit is not None and progress.handled >= options.limit:
             break
-        outcome = _one(source, service, task, options.dry_run, progress)
-        progress.count(outcome)
+        outcome, pages = _one(source, service, task, options.dry_run, progress)
+        progress.count(outcome, pages)
         in_a_row = in_a_row + 1 if outcome == "failed" else 0
         terminal.draw()
         progress.log("backfill progress", force=False)
@@ -288,19 +329,30 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
     return 1 if failed else 0
 
 
-def _one(source: storage.Source, service: Service, task: Task, dry_run: bool, progress) -> str:
-    """One object through the trigger's routine; its outcome, `failed` if it raised."""
+def _one(
+    source: storage.Source, service: Service, task: Task, dry_run: bool, progress: Progress
+) -> tuple[str, int]:
+    """One object through the trigger's routine (this task's pages of it); its outcome,
+    `failed` if it raised, and the pages this task read of it."""
     fields: dict[str, object] = {"task_index": task.index, "task_attempt": task.attempt}
     try:
         with storage.logged(fields):
-            fields["outcome"] = storage.process(source, service, fields, dry_run=dry_run)
+            fields["outcome"] = storage.process(
+                source,
+                service,
+                fields,
+                dry_run=dry_run,
+                share=lambda count: task.pages(source.name, count),
+            )
     except Exception:  # logged with its reason by `storage.logged`; the retry will redo it
         if len(progress.failures) < FAILURES_LISTED:
             progress.failures.append(
                 {"name": source.name, "error": fields.get("error"), "reason": fields.get("reason")}
             )
-        return "failed"
-    return str(fields["outcome"])
+        return "failed", int(str(fields.get("pages_read", 0)))
+    outcome = str(fields["outcome"])
+    image = 1 if outcome in ("written", "error_written") else 0
+    return outcome, int(str(fields.get("pages_read", image)))
 
 
 def _stopped(progress: Progress, stop: Stop) -> int:

@@ -24,7 +24,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -129,12 +129,22 @@ def logged(fields: dict[str, object]) -> Iterator[None]:
 
 
 def process(
-    source: Source, service: Service, fields: dict[str, object], dry_run: bool = False
+    source: Source,
+    service: Service,
+    fields: dict[str, object],
+    dry_run: bool = False,
+    share: Callable[[int], list[int]] | None = None,
 ) -> str:
     """OCR one object generation into its result object; return the outcome (see docs/storage.md).
 
     `dry_run` decides exactly as a real run would but stops before downloading: the outcome is
     then `pending` where a real run would read the object.
+
+    `share(page_count)` is the caller's part of a document (a backfill task's pages; the
+    default is all of them, as the trigger reads them). With a share, the result is written by
+    whichever caller finds every page checkpointed once its own are; the others return
+    `pages_written` (their pages are in) or `skipped` (none were theirs: of an image, it is
+    page 1 of 1).
     """
     fields.update(
         bucket=source.bucket,
@@ -165,7 +175,9 @@ def process(
     deadline = service.deadline()  # from here: REQUEST_TIMEOUT_SECONDS, or SIGTERM's budget
     checkpoints = Checkpoints(bucket, f"{settings.output_prefix}{source.name}", source)
     try:
-        body = _recognise(source, service, fields, deadline, checkpoints)
+        body = _recognise(source, service, fields, deadline, checkpoints, share)
+        if body is None:
+            return "pages_written" if fields.get("pages_read") else "skipped"
         outcome = "written"
     except OcrError as error:
         if not error.permanent or isinstance(error, ObjectGone):
@@ -186,8 +198,10 @@ def _recognise(
     fields: dict[str, object],
     deadline: Deadline,
     checkpoints: Checkpoints,
-) -> dict[str, object]:
-    """Refuse what cannot be an acceptable image or PDF before downloading; OCR the rest."""
+    share: Callable[[int], list[int]] | None,
+) -> dict[str, object] | None:
+    """Refuse what cannot be an acceptable image or PDF before downloading; OCR the rest.
+    None: nothing to write (yet): see `process`."""
     limit = service.settings.max_image_bytes
     if not is_accepted_media_type(source.content_type):
         raise UnsupportedMediaType(
@@ -202,9 +216,11 @@ def _recognise(
         if document is not None:
             del data  # the document holds what it needs of it
             try:
-                return _read_document(document, service, fields, deadline, checkpoints)
+                return _read_document(document, service, fields, deadline, checkpoints, share)
             finally:
                 document.close()
+        if share is not None and not share(1):
+            return None  # an image, and another caller's
         result = service.ocr(data, deadline)
         del data
     fields.update(
@@ -224,15 +240,18 @@ def _read_document(
     fields: dict[str, object],
     deadline: Deadline,
     checkpoints: Checkpoints,
-) -> dict[str, object]:
-    """Every page not checkpointed by an earlier attempt, each checkpointed as it is read.
+    share: Callable[[int], list[int]] | None,
+) -> dict[str, object] | None:
+    """The pages of `share` not checkpointed yet, each checkpointed as it is read; then the
+    result, if every page is in by now (else None: another caller's pages are still to come).
 
     Stopped by the deadline (or SIGTERM, or memory) part-way, raise that transient error: the
     platform retries the event, and the retry starts after the last checkpointed page.
     """
     numbers = documents.chosen_pages(document.count, None, service.settings.max_pages)
+    mine = numbers if share is None else share(document.count)
     done = checkpoints.pages()
-    todo = [number for number in numbers if number not in done]
+    todo = [number for number in mine if number not in done]
     result = service.read_document(document, todo, deadline, on_page=checkpoints.save)
     fields.update(
         document=document.kind,
@@ -245,7 +264,13 @@ def _read_document(
     )
     if result.stopped is not None:
         raise result.stopped
-    pages = sorted([*checkpoints.load(done), *result.pages], key=lambda page: page["page"])
+    read = {int(page["page"]): page for page in result.pages}
+    if share is not None:
+        done = checkpoints.pages()  # others' too: whoever checkpoints last sees them all
+    if not set(numbers) <= done | set(read):
+        return None
+    pages = [*read.values(), *checkpoints.load(set(numbers) - set(read))]
+    pages.sort(key=lambda page: int(page["page"]))
     return dataclasses.replace(result, pages=pages).to_dict()
 
 

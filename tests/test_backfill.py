@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from function.backfill import Task
-from tests import render
+from function.backfill import PAGES_PER_UNIT, Task
+from tests import pdfs, render
 from tests.conftest import ROOT, free_port
 from tests.emulator import Emulator
 
@@ -101,6 +101,44 @@ def test_every_object_belongs_to_exactly_one_task_and_always_the_same():
     # change to it would move objects between the tasks of a job that is re-run.
     assert [Task(i, 3).owns("scans/invoice-17.jpg") for i in range(3)] == [False, True, False]
     assert [Task(i, 8).owns("scans/receipt.png") for i in range(8)].index(True) == 5
+
+
+def test_a_documents_pages_are_dealt_to_the_tasks_in_runs():
+    for count in (1, 2, 3, 8):
+        for pages in (1, 10, 11, 95):
+            shares = [Task(i, count).pages("scans/long.pdf", pages) for i in range(count)]
+            assert sorted(page for share in shares for page in share) == list(range(1, pages + 1))
+            owner = next(i for i in range(count) if Task(i, count).owns("scans/long.pdf"))
+            assert 1 in shares[owner]  # page 1 (an image's only page) goes to the name's owner
+            largest = -(-pages // PAGES_PER_UNIT) // count + 1  # runs per task, at most
+            assert all(len(share) <= largest * PAGES_PER_UNIT for share in shares)
+
+
+def test_a_long_document_is_shared_by_pages_and_written_once(emulator):
+    bucket = "backfill-documents"
+    emulator.create_bucket(bucket)
+    count = 25  # three runs of pages: 10, 10 and 5, for three tasks
+    data = pdfs.pdf([pdfs.TextPage([f"Schedule page {n}"]) for n in range(1, count + 1)])
+    document = emulator.upload(bucket, "scans/schedule.pdf", data, "application/pdf")
+    image = emulator.upload(bucket, "scans/cover.png", page("Cover sheet"), "image/png")
+
+    run = job(emulator, bucket, "--tasks", "3")
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    done = results(emulator, bucket)
+    assert set(done) == {f"{PREFIX}scans/schedule.pdf.json", f"{PREFIX}scans/cover.png.json"}
+    body = done[f"{PREFIX}scans/schedule.pdf.json"][1]
+    assert body["source"]["generation"] == document["generation"]
+    assert body["text"].split("\f") == [f"Schedule page {n}" for n in range(1, count + 1)]
+    assert done[f"{PREFIX}scans/cover.png.json"][1]["source"]["generation"] == image["generation"]
+    # Every task read its own run of pages, one of them wrote the result, the image once.
+    name = "scans/schedule.pdf"
+    entries = [line for line in run.stdout.splitlines() if f"/{name}" in line]
+    read = [int(line.split(" pages_read=")[1].split()[0]) for line in entries]
+    assert sorted(read) == [5, 10, 10]
+    pdf_outcomes = sorted(outcome for _, outcome, seen in outcomes(run.stdout) if seen == name)
+    assert pdf_outcomes == ["pages_written", "pages_written", "written"]
+    assert [name for name in written(run.stdout) if name.endswith(".png")] == ["scans/cover.png"]
 
 
 def test_k_tasks_then_a_rerun_then_a_reupload(emulator):
