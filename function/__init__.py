@@ -13,6 +13,7 @@ Modules, in the order a request meets them:
     deadline  - REQUEST_TIMEOUT_SECONDS per request: 504 instead of holding the engine
     shutdown  - SIGTERM: every request answered within the platform's 10 s grace
     pipeline  - the steps below in order, with timings and memory -> the result schema
+    documents - PDFs (PDFium) and multi-page TIFFs, one page at a time; text layers judged
       images    - decode: bomb checks, EXIF orientation, colour modes, shrink, never enlarge
       detect    - line quadrilaterals from the detector on bounded strips; one-line images
       recognise - each line cut out and read alone, with its characters' places

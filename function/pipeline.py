@@ -196,7 +196,8 @@ def read_page(
             "ocr": _ms(finished - prepared),
             "total": _ms(finished - started),
         },
-        "rss_mb": memory.rss_mb(),
+        "rss_mb": memory.rss_mb(),  # after the page: flat over a document if nothing leaks
+        "peak_rss_mb": memory.peak_rss_mb(),  # the invocation's peak so far (process-wide)
     }
 
 

@@ -10,6 +10,11 @@ the exact generation named is downloaded into a bounded buffer and OCR'd through
 gate; and the result is written with a compare-and-swap on the result object's generation, so a
 duplicate delivery never writes twice and a stale one never replaces a newer result.
 
+A document (a PDF or a multi-page TIFF) is read page by page, and each page is checkpointed as
+a small object when it is read (`Checkpoints`), so an attempt stopped by its deadline raises for
+a retry that resumes after the last page in: no page is lost or read twice, and the result is
+written once, from every page, after which the checkpoints are deleted. See docs/documents.md.
+
 What happens next is decided by the error: permanent ones (`OcrError.permanent`: not an image,
 too large, a bomb, the object gone, a malformed event) are logged and acknowledged, with an error
 result where there is an object to describe; anything else raises, so a deployment with retries

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import render
+from tests import pdfs, render
 from tests.conftest import ROOT, Server, free_port
 
 # The same flags as GoogleCloudPlatform/buildpacks pkg/python/python.go basePipInstallArgs and
@@ -207,6 +207,16 @@ def test_function_reads_text_with_the_missing_libraries_hidden(deployed: Path, t
         got = "".join(response.json()["text"].split()).lower()
         for line in lines:
             assert "".join(line.split()).lower() in got, response.json()["text"]
+        # PDFium, from pypdfium2's wheel: a text layer read and a scanned page rendered.
+        pdf = pdfs.pdf([pdfs.TextPage(["Born digital"]), pdfs.ScanPage(["Rendered scan"])])
+        response = server.post(pdf, "application/pdf")
+        assert response.status_code == 200, response.text
+        pages = response.json()["pages"]
+        assert [page["source"] for page in pages] == ["text_layer", "ocr"]
+        assert (
+            pages[0]["text"] == "Born digital"
+            and "renderedscan" in pages[1]["text"].replace(" ", "").lower()
+        )
     finally:
         server.stop()
 

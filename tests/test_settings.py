@@ -23,6 +23,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.log_level == "WARNING"
     assert settings.ocr_threads == available_cpus()
     assert settings.warnings == ()
+    assert (settings.max_pages, settings.pdf_dpi, settings.pdf_text_layer) == (500, 300, "auto")
 
 
 def test_values_are_parsed():
@@ -36,8 +37,12 @@ def test_values_are_parsed():
             "OCR_THREADS": "3",
             "OUTPUT_PREFIX": "text",
             "MAX_PIXELS": "20_000_000",
+            "MAX_PAGES": "40",
+            "PDF_DPI": "200",
+            "PDF_TEXT_LAYER": "OCR",
         }
     )
+    assert (settings.max_pages, settings.pdf_dpi, settings.pdf_text_layer) == (40, 200, "ocr")
     assert settings.max_side == 1280
     assert settings.enable_gc_after_request is False
     assert settings.memory_optimization is False
@@ -58,6 +63,9 @@ def test_values_are_parsed():
         ("ENABLE_GC_AFTER_REQUEST", "maybe", "true or false"),
         ("MEMORY_OPTIMIZATION", "2", "true or false"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING"),
+        ("MAX_PAGES", "0", "an integer from 1 to 100000"),
+        ("PDF_DPI", "10", "an integer from 36 to 1200"),
+        ("PDF_TEXT_LAYER", "never", "one of auto, ocr, only"),
         ("LOG_FORMAT", "xml", "one of auto, json, text"),
         ("OUTPUT_PREFIX", "/abs", "not starting with '/'"),
     ],
