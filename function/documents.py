@@ -21,6 +21,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Protocol
 
 import numpy as np
 import pypdfium2 as pdfium
@@ -111,24 +112,21 @@ def chosen_pages(count: int, pages: PageRanges | None, max_pages: int) -> list[i
     if len(numbers) > max_pages:
         raise TooManyPages(
             f"{len(numbers)} pages asked for, over MAX_PAGES ({max_pages}); nothing was read. "
-            "Ask for fewer with ?pages=1-50 (say), or use the Cloud Storage trigger or the "
-            "backfill job for long documents."
+            "Ask for fewer with ?pages=1-50 (say), or deploy with a larger MAX_PAGES."
         )
     return numbers
 
 
-class Document:
+class Document(Protocol):
     """A PDF or a multi-page TIFF, open; `page()` reads one page, `close()` frees it all."""
 
     kind: str  # "pdf" or "tiff"
     unit: str  # "pt" or "px"
     count: int
 
-    def page(self, number: int, settings: Settings, mode: str) -> Page:
-        raise NotImplementedError
+    def page(self, number: int, settings: Settings, mode: str) -> Page: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    def close(self) -> None: ...
 
 
 def open_document(data: bytes) -> Document | None:
@@ -147,7 +145,7 @@ def open_document(data: bytes) -> Document | None:
     return None
 
 
-class PdfDocument(Document):
+class PdfDocument:
     """A PDF, held as its bytes and, between rendered pages, open in PDFium.
 
     PDFium keeps what it decoded for a page (its images above all) in caches of the document,
@@ -208,7 +206,7 @@ class PdfDocument(Document):
             self._close()
 
 
-class TiffDocument(Document):
+class TiffDocument:
     kind, unit = "tiff", "px"
 
     def __init__(self, image: Image.Image, frames: int) -> None:
