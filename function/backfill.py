@@ -47,7 +47,8 @@ from datetime import datetime, timezone
 from google.api_core.exceptions import Forbidden, NotFound
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from . import logs, storage
+from . import logs, shutdown, storage
+from .errors import Timeout
 from .service import Service
 from .settings import Settings, SettingsError
 
@@ -197,7 +198,8 @@ class Progress:
 
 class Stop:
     """SIGTERM (Cloud Run stops a task with it, then SIGKILLs 10 s later) or SIGINT: finish the
-    object in hand, write nothing more, exit."""
+    object in hand (of a document, the page in hand, within shutdown's budget), write nothing
+    more, exit."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -206,6 +208,7 @@ class Stop:
 
     def _set(self, signum: int, frame: object) -> None:
         self.signal = signum
+        shutdown.begin()  # a document in hand stops between pages, in time (its pages are in)
 
     def __bool__(self) -> bool:
         return self.signal is not None
@@ -300,7 +303,7 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
     for source in share(options, task, service.settings, progress, stop):
         if options.limit is not None and progress.handled >= options.limit:
             break
-        outcome, pages = _one(source, service, task, options.dry_run, progress)
+        outcome, pages = _one(source, service, task, options.dry_run, progress, stop)
         progress.count(outcome, pages)
         in_a_row = in_a_row + 1 if outcome == "failed" else 0
         terminal.draw()
@@ -330,29 +333,49 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
 
 
 def _one(
-    source: storage.Source, service: Service, task: Task, dry_run: bool, progress: Progress
+    source: storage.Source,
+    service: Service,
+    task: Task,
+    dry_run: bool,
+    progress: Progress,
+    stop: Stop,
 ) -> tuple[str, int]:
     """One object through the trigger's routine (this task's pages of it); its outcome,
-    `failed` if it raised, and the pages this task read of it."""
-    fields: dict[str, object] = {"task_index": task.index, "task_attempt": task.attempt}
-    try:
-        with storage.logged(fields):
-            fields["outcome"] = storage.process(
-                source,
-                service,
-                fields,
-                dry_run=dry_run,
-                share=lambda count: task.pages(source.name, count),
-            )
-    except Exception:  # logged with its reason by `storage.logged`; the retry will redo it
-        if len(progress.failures) < FAILURES_LISTED:
-            progress.failures.append(
-                {"name": source.name, "error": fields.get("error"), "reason": fields.get("reason")}
-            )
-        return "failed", int(str(fields.get("pages_read", 0)))
-    outcome = str(fields["outcome"])
-    image = 1 if outcome in ("written", "error_written") else 0
-    return outcome, int(str(fields.get("pages_read", image)))
+    `failed` if it raised, and the pages this task read of it.
+
+    REQUEST_TIMEOUT_SECONDS stops a document's pages as it stops a trigger's attempt; a task
+    has no caller waiting, so it goes on at once from its checkpoints while pages come in.
+    """
+    pages = 0
+    while True:
+        fields: dict[str, object] = {"task_index": task.index, "task_attempt": task.attempt}
+        try:
+            with storage.logged(fields):
+                fields["outcome"] = storage.process(
+                    source,
+                    service,
+                    fields,
+                    dry_run=dry_run,
+                    share=lambda count: task.pages(source.name, count),
+                )
+        except Timeout:
+            pages += int(str(fields.get("pages_read", 0)))
+            if fields.get("pages_read") and not stop:
+                continue  # logged as `retry`; the next round starts after the last page in
+            return _failed(source, fields, progress), pages
+        except Exception:  # logged with its reason by `storage.logged`; the retry will redo it
+            return _failed(source, fields, progress), pages + int(str(fields.get("pages_read", 0)))
+        outcome = str(fields["outcome"])
+        image = 1 if outcome in ("written", "error_written") else 0
+        return outcome, pages + int(str(fields.get("pages_read", image)))
+
+
+def _failed(source: storage.Source, fields: dict[str, object], progress: Progress) -> str:
+    if len(progress.failures) < FAILURES_LISTED:
+        progress.failures.append(
+            {"name": source.name, "error": fields.get("error"), "reason": fields.get("reason")}
+        )
+    return "failed"
 
 
 def _stopped(progress: Progress, stop: Stop) -> int:

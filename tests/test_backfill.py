@@ -141,6 +141,26 @@ def test_a_long_document_is_shared_by_pages_and_written_once(emulator):
     assert [name for name in written(run.stdout) if name.endswith(".png")] == ["scans/cover.png"]
 
 
+def test_a_document_past_the_deadline_goes_on_from_its_checkpoints(emulator):
+    bucket = "backfill-deadline"
+    emulator.create_bucket(bucket)
+    count = 300  # text-layer pages, milliseconds each: several rounds of a one-second deadline
+    data = pdfs.pdf([pdfs.TextPage([f"Annex page {n}"]) for n in range(1, count + 1)])
+    emulator.upload(bucket, "scans/annex.pdf", data, "application/pdf")
+
+    run = backfill(emulator, bucket, REQUEST_TIMEOUT_SECONDS="1")
+
+    assert run.returncode == 0, run.stderr
+    seen = [outcome for _, outcome, _ in outcomes(run.stderr)]
+    assert len(seen) >= 2 and set(seen[:-1]) == {"retry"} and seen[-1] == "written", seen
+    read = [int(line.split(" pages_read=")[1].split()[0]) for line in run.stderr.splitlines()
+            if "backfill object" in line]  # fmt: skip
+    assert sum(read) == count  # every page once, over the rounds
+    body = results(emulator, bucket)[f"{PREFIX}scans/annex.pdf.json"][1]
+    assert body["text"].split("\f") == [f"Annex page {n}" for n in range(1, count + 1)]
+    assert f"pages_read={count} " in run.stderr.splitlines()[-1]  # the task's progress entry
+
+
 def test_k_tasks_then_a_rerun_then_a_reupload(emulator):
     bucket = "backfill-job"
     emulator.create_bucket(bucket)
