@@ -53,6 +53,9 @@ deploy() {
 
   storage_env="$(results_env_file)"
   trap 'rm -f "$storage_env"' EXIT
+  # An event's own deadline, 30 s inside the platform's: a long document stops between pages,
+  # its pages checkpointed, and the retried event resumes there (docs/documents.md).
+  printf 'REQUEST_TIMEOUT_SECONDS: "%s"\n' "$((${STORAGE_TIMEOUT%s} - 30))" >>"$storage_env"
   gcloud functions deploy "$STORAGE_FUNCTION" --gen2 --project="$PROJECT" --region="$REGION" \
     --runtime="$RUNTIME" --source=. --entry-point=ocr_storage \
     --trigger-event-filters="type=google.cloud.storage.object.v1.finalized" \

@@ -54,7 +54,7 @@ resource "google_cloudfunctions2_function" "storage" {
     timeout_seconds                  = var.storage_timeout_seconds
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     service_account_email            = google_service_account.runtime.email
-    environment_variables            = local.results_env
+    environment_variables            = local.storage_env
   }
 
   event_trigger {

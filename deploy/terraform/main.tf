@@ -31,6 +31,11 @@ locals {
     OUTPUT_BUCKET = google_storage_bucket.output.name
     OUTPUT_PREFIX = var.output_prefix
   })
+  # The storage function's: an event's own deadline 30 s inside the platform's, so a long
+  # document stops between pages, checkpointed, and the retried event resumes (docs/documents.md).
+  storage_env = merge(local.results_env, {
+    REQUEST_TIMEOUT_SECONDS = tostring(var.storage_timeout_seconds - 30)
+  })
   # The platform's per-instance concurrency is the function's own admission limit.
   concurrency   = tonumber(local.env["MAX_CONCURRENT_REQUESTS"])
   input_bucket  = var.input_bucket != "" ? var.input_bucket : "${var.project}-ocr-input"
