@@ -1,6 +1,10 @@
-"""Make this directory's models: rapidocr's PP-OCRv4 detector and recogniser, folded.
+"""Make this directory's models: the detectors and recognisers of the pinned rapidocr wheels, folded.
 
-    python -m function.models.fold           # rewrites det.onnx and rec.onnx from the wheel's
+    python -m function.models.fold           # rewrites every model here from the wheels' own
+
+det.onnx and rec.onnx are PP-OCRv4 (rapidocr-onnxruntime 1.4.4, the runtime's requirement);
+v6_det.onnx and v6_rec.onnx are PP-OCRv6 small (rapidocr 3.10.0, a development requirement only:
+the function runs the files here, `OCR_MODEL` picks which).
 
 The graphs as exported from Paddle spell out, op by op, what ONNX Runtime does not fuse. PP-LCNetV3
 (the backbone of both) follows every convolution with a learnable scale and shift by scalars (a
@@ -17,6 +21,10 @@ them:
 A scale and shift before a padded conv stays: the padding's zeros would not be shifted.
 
 Measured: the same text on all 185 evaluation images, ~22 % less CPU per page (one thread).
+PP-OCRv6 (PP-LCNetV4) has none of these patterns: its convolutions carry their own batch norm and
+its activations are GELU and layer norms spelt out, which ONNX Runtime fuses itself (Gelu,
+LayerNormalization). Folding leaves its ops as they are (docs/benchmarks.md, languages); it is
+still made here so that every model is made, and checked, the same way.
 The results are committed rather than made at start-up, where importing onnx and folding cost
 ~10 MiB of idle memory and ~0.5 s of cold start. The function needs only onnxruntime to run
 them; this needs `onnx` (a development requirement). tests/test_models.py checks that the
@@ -27,6 +35,7 @@ originals compute.
 from __future__ import annotations
 
 import collections
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +43,22 @@ import onnx
 from onnx import helper, numpy_helper
 
 HERE = Path(__file__).parent
-MODELS = {"det.onnx": "ch_PP-OCRv4_det_infer.onnx", "rec.onnx": "ch_PP-OCRv4_rec_infer.onnx"}
+# This directory's file -> (the package whose wheel holds the original, its file there)
+MODELS = {
+    "det.onnx": ("rapidocr_onnxruntime", "ch_PP-OCRv4_det_infer.onnx"),
+    "rec.onnx": ("rapidocr_onnxruntime", "ch_PP-OCRv4_rec_infer.onnx"),
+    "v6_det.onnx": ("rapidocr", "PP-OCRv6_det_small.onnx"),
+    "v6_rec.onnx": ("rapidocr", "PP-OCRv6_rec_small.onnx"),
+}
 
 
 def original(name: str) -> Path:
-    """rapidocr's own file for one of this directory's models."""
-    import rapidocr_onnxruntime
-
-    return Path(rapidocr_onnxruntime.__file__).parent / "models" / MODELS[name]
+    """rapidocr's own file for one of this directory's models (found, not imported)."""
+    package, file = MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"{name} is made from the {package!r} wheel: pip install it")
+    return Path(spec.origin).parent / "models" / file
 
 
 def fold(model: onnx.ModelProto) -> onnx.ModelProto:
