@@ -2,6 +2,7 @@
 
 The engine is rapidocr-onnxruntime's PP-OCRv4 detector and recogniser (the ONNX files in its
 wheel, folded into fewer ops by `function.models.fold`: the same results for ~20 % less CPU),
+or with OCR_MODEL=v6 rapidocr 3.10's PP-OCRv6 small pair (more languages, more CPU),
 run by ONNX Runtime sessions we configure ourselves, so that memory is ours to bound:
 an arena shrunk after every run (but between a page's detector strips) and no memory
 pattern (nothing of one image is kept for the next), no spinning threads (they burn CPU time a
@@ -28,6 +29,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 MODELS = Path(__file__).parent / "models"  # rapidocr's, folded (see function/models/fold.py)
+# OCR_MODEL -> (detector, recogniser) in MODELS
+MODEL_FILES = {"v4": ("det.onnx", "rec.onnx"), "v6": ("v6_det.onnx", "v6_rec.onnx")}
 
 
 @dataclass(frozen=True)
@@ -182,27 +186,31 @@ def load_models(settings: Settings) -> Models:
         session = ort.InferenceSession(str(MODELS / name), options, providers=providers)
         return Model(session, run_options, ort.RunOptions())
 
-    recogniser = model("rec.onnx")
+    detector_file, recogniser_file = MODEL_FILES[settings.ocr_model]
+    recogniser = model(recogniser_file)
     metadata = recogniser.session.get_modelmeta().custom_metadata_map
     characters = metadata["character"].splitlines()
     return Models(
-        detector=model("det.onnx"),
+        detector=model(detector_file),
         recogniser=recogniser,
         # The model's classes: the CTC blank, its character list, and a space at the end.
-        alphabet=("", *map(_halfwidth, characters), " "),
+        alphabet=("", *map(_character, characters), " "),
         classifier=_classifier(settings) if settings.use_angle_cls else None,
     )
 
 
-def _halfwidth(char: str) -> str:
-    """A full-width Latin letter or digit (U+FF10-FF5A) as ASCII; anything else as it is.
+def _character(char: str) -> str:
+    """A class's character as the text should have it: full-width Latin as ASCII, and NFC.
 
-    The model has both forms of each as classes and picks either, so a receipt came back as
-    `1,1４2.４0`; a user (and a search) wants `1,142.40`. CJK punctuation keeps its form.
+    The models have both forms of each Latin letter and digit (U+FF10-FF5A) as classes and pick
+    either, so a receipt came back as `1,1４2.４0`; a user (and a search) wants `1,142.40`. CJK
+    punctuation keeps its form. Every accented letter is a class of its own (`ő`, not `o` and a
+    mark), but a few classes are not in NFC (the Ångström sign, two CJK compatibility
+    ideographs): as their canonical characters they compare equal to what a user types.
     """
     if "０" <= char <= "９" or "Ａ" <= char <= "Ｚ" or "ａ" <= char <= "ｚ":
         return chr(ord(char) - 0xFEE0)
-    return char
+    return unicodedata.normalize("NFC", char)
 
 
 def _classifier(settings: Settings) -> Any:

@@ -22,6 +22,9 @@ _FALSE = {"0", "false", "no", "off"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("auto", "json", "text")
 TEXT_LAYER_MODES = ("auto", "ocr", "only")
+# The detector and recogniser pair (function/models): PP-OCRv4 reads Chinese and English;
+# PP-OCRv6 also ~45 Latin-script languages and Japanese, for ~1.5x the CPU (docs/languages.md).
+OCR_MODELS = ("v4", "v6")
 
 
 class SettingsError(ValueError):
@@ -39,6 +42,7 @@ class Settings:
     enable_gc_after_request: bool = True
     memory_optimization: bool = True
     use_angle_cls: bool = False
+    ocr_model: str = "v4"
     memory_attention_mb: int = 1024
     memory_warning_mb: int = 2048
     ocr_threads: int = 1
@@ -71,6 +75,7 @@ class Settings:
             ),
             memory_optimization=reader.boolean("MEMORY_OPTIMIZATION", cls.memory_optimization),
             use_angle_cls=reader.boolean("USE_ANGLE_CLS", cls.use_angle_cls),
+            ocr_model=reader.choice("OCR_MODEL", cls.ocr_model, OCR_MODELS),
             memory_attention_mb=reader.integer(
                 "MEMORY_ATTENTION_MB", cls.memory_attention_mb, 1, 1 << 20
             ),
