@@ -30,6 +30,7 @@ CONFIGS: dict[str, dict[str, str]] = {
     # angle classifier on
     "defaults": {"MEMORY_OPTIMIZATION": "false", "USE_ANGLE_CLS": "true"},
     "shipped": {},  # whatever the function ships with: no environment at all
+    "v6": {"OCR_MODEL": "v6"},  # the shipped function with PP-OCRv6 (issue 20)
     "max_side_1280": {"MAX_SIDE": "1280"},
     "max_side_1600": {"MAX_SIDE": "1600"},  # the shipped default until issue 12
     "max_side_2000": {"MAX_SIDE": "2000"},

@@ -48,7 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--cpus", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/model_speed.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results/model_speed.json"
+    )
     args = parser.parse_args()
     harness.pin_cpus(args.cpus)
     models = {}
@@ -71,7 +73,7 @@ def main() -> None:
     args.out.write_text(
         json.dumps(
             {
-                "command": "python -m bench.model_speed " + f"--rounds {args.rounds} --cpus {args.cpus}",
+                "command": f"python -m bench.model_speed --rounds {args.rounds} --cpus {args.cpus}",
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                 "median_cpu_ms": result,
                 "cpu_ms": times,

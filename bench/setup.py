@@ -1,10 +1,11 @@
-"""The benchmarks' own set-up: Tesseract 5 with English and Simplified Chinese, the OCR peer.
+"""The benchmarks' own set-up: Tesseract 5 with its languages (the OCR peer), and fonts.
 
     python -m bench.setup
 
 `bench.accuracy` calls `ensure_tesseract()` itself when its configurations include Tesseract, so
-nobody installs it by hand. It uses Debian's packages (`apt-get install tesseract-ocr
-tesseract-ocr-chi-sim`); where that is impossible (not root, no apt-get, no network) it stops
+nobody installs it by hand; `bench.languages` asks for its twelve language packs and the fonts
+it renders with. It uses Debian's packages (`apt-get install tesseract-ocr
+tesseract-ocr-chi-sim ...`); where that is impossible (not root, no apt-get, no network) it stops
 with a message that says what to run, or how to leave the peer out.
 """
 
@@ -18,6 +19,7 @@ import sys
 
 PACKAGES = ["tesseract-ocr", "tesseract-ocr-chi-sim"]
 LANGUAGES = {"eng", "chi_sim"}
+FONTS = ["fonts-dejavu-core", "fonts-liberation"]  # DejaVu Sans/Serif, Liberation Serif/Sans
 
 
 class SetupError(RuntimeError):
@@ -40,9 +42,9 @@ def tesseract_languages() -> set[str]:
     return {line.strip() for line in out.splitlines()[1:] if line.strip()}
 
 
-def _ready() -> bool:
+def _ready(languages: set[str]) -> bool:
     version = tesseract_version()
-    return bool(version) and version.startswith("5.") and tesseract_languages() >= LANGUAGES
+    return bool(version) and version.startswith("5.") and tesseract_languages() >= languages
 
 
 def _apt_get(*args: str) -> subprocess.CompletedProcess:
@@ -56,24 +58,36 @@ def _apt_get(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True)
 
 
-def ensure_tesseract() -> str:
-    """Install Tesseract 5 + eng + chi_sim when missing; return its version, or raise SetupError."""
-    if _ready():
+def ensure_tesseract(languages: set[str] = LANGUAGES) -> str:
+    """Install Tesseract 5 + `languages` when missing; return its version, or raise SetupError."""
+    if _ready(languages):
         return tesseract_version() or ""
-    if not shutil.which("apt-get"):
-        raise SetupError("no apt-get on this machine (the benchmark installs Debian's packages)")
-    install = _apt_get("install", "-y", "--no-install-recommends", *PACKAGES)
-    if install.returncode != 0:  # a fresh machine has no package lists yet
-        _apt_get("update")
-        install = _apt_get("install", "-y", "--no-install-recommends", *PACKAGES)
-    if install.returncode != 0:
-        raise SetupError(f"apt-get install {' '.join(PACKAGES)} failed:\n{install.stderr.strip()}")
-    if not _ready():
+    # Debian names a pack tesseract-ocr-LANG, with `-` for Tesseract's `_` (chi_sim: chi-sim)
+    packs = [f"tesseract-ocr-{code.replace('_', '-')}" for code in sorted(languages)]
+    _install(["tesseract-ocr", *packs])
+    if not _ready(languages):
         raise SetupError(
             f"installed, but found tesseract {tesseract_version()} with languages "
-            f"{sorted(tesseract_languages())}; the benchmark needs 5.x with {sorted(LANGUAGES)}"
+            f"{sorted(tesseract_languages())}; the benchmark needs 5.x with {sorted(languages)}"
         )
     return tesseract_version() or ""
+
+
+def ensure_fonts(paths: list[str]) -> None:
+    """Install Debian's DejaVu and Liberation fonts when any of `paths` is missing."""
+    if not all(os.path.exists(path) for path in paths):
+        _install(FONTS)
+
+
+def _install(packages: list[str]) -> None:
+    if not shutil.which("apt-get"):
+        raise SetupError("no apt-get on this machine (the benchmark installs Debian's packages)")
+    install = _apt_get("install", "-y", "--no-install-recommends", *packages)
+    if install.returncode != 0:  # a fresh machine has no package lists yet
+        _apt_get("update")
+        install = _apt_get("install", "-y", "--no-install-recommends", *packages)
+    if install.returncode != 0:
+        raise SetupError(f"apt-get install {' '.join(packages)} failed:\n{install.stderr.strip()}")
 
 
 def explain(error: SetupError) -> str:

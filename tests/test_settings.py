@@ -19,6 +19,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.enable_gc_after_request is True
     assert settings.memory_optimization is True
     assert settings.use_angle_cls is False
+    assert settings.ocr_model == "v4"
     assert (settings.memory_attention_mb, settings.memory_warning_mb) == (1024, 2048)
     assert settings.log_level == "WARNING"
     assert settings.ocr_threads == available_cpus()
@@ -40,6 +41,7 @@ def test_values_are_parsed():
             "MAX_PAGES": "40",
             "PDF_DPI": "200",
             "PDF_TEXT_LAYER": "OCR",
+            "OCR_MODEL": "V6",
         }
     )
     assert (settings.max_pages, settings.pdf_dpi, settings.pdf_text_layer) == (40, 200, "ocr")
@@ -51,6 +53,7 @@ def test_values_are_parsed():
     assert settings.ocr_threads == 3
     assert settings.output_prefix == "text/"
     assert settings.max_pixels == 20_000_000
+    assert settings.ocr_model == "v6"
 
 
 @pytest.mark.parametrize(
@@ -67,6 +70,7 @@ def test_values_are_parsed():
         ("PDF_DPI", "10", "an integer from 36 to 1200"),
         ("PDF_TEXT_LAYER", "never", "one of auto, ocr, only"),
         ("LOG_FORMAT", "xml", "one of auto, json, text"),
+        ("OCR_MODEL", "v5", "one of v4, v6"),
         ("OUTPUT_PREFIX", "/abs", "not starting with '/'"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Make this directory's models: the detectors and recognisers of the pinned rapidocr wheels, folded.
+"""Make this directory's models: the pinned rapidocr wheels' detectors and recognisers, folded.
 
     python -m function.models.fold           # rewrites every model here from the wheels' own
 
