@@ -1,7 +1,7 @@
 """Languages (issue 20): rendered lines and pages in twelve languages, and real scanned lines.
 
     python -m bench.languages [--configs shipped,v6,defaults,tesseract] [--real DIR]
-        [--real-limit N] [--cpus 1]
+        [--limit N] [--cpus 1]
 
 Rendered: six sentences per language (de fr es pt it pl cs hu tr sv vi, and Japanese), each
 drawn as a line on its own in two of four real fonts (DejaVu Sans and Serif, Liberation Serif
@@ -14,10 +14,10 @@ for a line-end hyphen, is scored as the `-` printed there.
 
 Every image goes to every configuration in turn (each a functions-framework process, as
 `bench.accuracy` runs them) and to Tesseract with the image's own language pack. Scores per image:
-words exact (the share of the reference's words, NFC and case-sensitive, punctuation kept, found
-among the words read: a bag, so order does not count; for Japanese, written without spaces, the
-share of its characters), words F1, CER and CPU seconds. Writes bench/results/languages.json and
-Markdown tables on stdout, progress on stderr.
+words exact (the share of the reference's words, NFC and case-sensitive, punctuation kept, `’`
+and `'` alike, found among the words read: a bag, so order does not count; for Japanese, written
+without spaces, the share of its characters), words F1, CER and CPU seconds. Writes
+bench/results/languages.json and Markdown tables on stdout, progress on stderr.
 """
 
 from __future__ import annotations
@@ -217,7 +217,15 @@ def rendered() -> list[dict]:
     return items
 
 
-def real(folder: Path, limit: int | None) -> list[dict]:
+def spread(items: list[dict], data_set: str, limit: int | None) -> list[dict]:
+    """`limit` of the set's items, evenly spaced over it (every language keeps its share)."""
+    mine = [i for i in items if i["set"] == data_set]
+    if not limit or limit >= len(mine):
+        return mine
+    return [mine[k * len(mine) // limit] for k in range(limit)]
+
+
+def real(folder: Path) -> list[dict]:
     """Scanned lines with their transcriptions (OCR17's Testing_data/XIX: French)."""
     items = []
     for path in sorted(folder.glob("*.png")):
@@ -237,12 +245,15 @@ def real(folder: Path, limit: int | None) -> list[dict]:
                 "path": path,
             }
         )
-    return items[:limit] if limit else items
+    return items
+
+
+APOSTROPHES = str.maketrans("’‘", "''")  # typographic and typewriter forms: one character
 
 
 def units(text: str, language: str) -> list[str]:
     """What 'words exact' counts: words (NFC, as written), or characters for Japanese."""
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text).translate(APOSTROPHES)
     return [c for c in text if not c.isspace()] if language == "ja" else text.split()
 
 
@@ -273,7 +284,7 @@ def main() -> None:
     )
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--real", type=Path, default=None, help="OCR17's Testing_data/XIX")
-    parser.add_argument("--real-limit", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="images per set, spread over it")
     parser.add_argument("--no-rendered", action="store_true")
     parser.add_argument("--cpus", type=int, default=None)
     parser.add_argument(
@@ -291,7 +302,10 @@ def main() -> None:
         sys.exit(setup.explain(error))
     items = [] if args.no_rendered else rendered()
     if args.real is not None:
-        items += real(args.real, args.real_limit)
+        items += real(args.real)
+    items = [
+        i for s in dict.fromkeys(i["set"] for i in items) for i in spread(items, s, args.limit)
+    ]
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
