@@ -2,13 +2,16 @@
 
     python -m bench.accuracy [--data ../shared/data] [--sets sroie_receipts,...]
         [--configs defaults,shipped,tesseract] [--define NAME:KEY=VALUE,...] [--limit N]
-        [--cpus N]
+        [--cpus N] [--out JSON]
+    python -m bench.accuracy --report JSON     # the tables of a saved run
 
 Every image goes to every configuration of the function (each its own functions-framework
-process) and to Tesseract 5 in turn. Per set, and per page kind on scribe_docs, it reports
-bag-of-characters F1 and reading-order CER (NFKC, whitespace removed), words F1 (bag of
-whitespace-separated words, NFKC, case-insensitive), exact matches (plates: the separator dot
-ignored), median time and CPU seconds per image, and peak RSS. Reads the images in place (never
+process) and to Tesseract 5 in turn. Per set, and per page kind on scribe_docs (prose, table,
+receipt; pages whose reference reads in an order no reader would use, `harness.WRONG_ORDER`,
+apart), it reports bag-of-characters F1 and reading-order CER (NFKC, whitespace removed), words
+F1 (bag of whitespace-separated words, NFKC, case-insensitive), exact matches (plates: the
+separator dot ignored), on table pages the rows that come back on one line, median time and CPU
+seconds per image, and peak RSS. Reads the images in place (never
 copy them into the project); writes raw per-image rows to bench/results/accuracy.json and
 Markdown tables on stdout, progress on stderr.
 `--cpus 1` runs every engine on one CPU, the shape of the instance deploy/ makes (1 vCPU; see
@@ -42,25 +45,37 @@ TESSERACT_SETTINGS: dict[str, tuple[str, int | None]] = {
 }
 # scribe_docs' page kinds, from the name's prefix, SOURCE.md and a look at each page
 PAGE_KINDS = {
-    "multicol": "multi-column",  # papers, magazine, equity research: two or three columns
-    "deposition": "multi-column",  # four transcript pages on one sheet, two columns of text
+    "multicol": "prose",  # papers, magazine, equity research: columns, a sidebar
+    "deposition": "prose",  # four transcript pages on one sheet, two columns of text
+    "filing": "prose",
+    "singlecol": "prose",
+    "slide": "prose",
     "table": "table",
     "form": "table",  # a booking report: a grid of labelled fields
     "chart": "table",  # an organisation chart: a grid of short boxed entries, no reading order
-    "filing": "single column",
-    "singlecol": "single column",
-    "slide": "single column",
     "receipt": "receipt",
 }
+WRONG = "reference order wrong"  # the kind of a page in harness.WRONG_ORDER: scored apart
 DEFAULT_CONFIGS = f"defaults,shipped,{TESSERACT}"
 BASE = "defaults"  # what the CPU ratio is against: rapidocr as it comes
 
 
 def page_kind(data_set: str, image: str) -> str | None:
-    """The page kind of a scribe_docs image (e.g. 'deposition_01.png' -> 'multi-column')."""
+    """The page kind of a scribe_docs image (e.g. 'deposition_01.png' -> 'prose')."""
     if data_set != "scribe_docs":
         return None
+    if Path(image).stem in harness.WRONG_ORDER.get(data_set, {}):
+        return WRONG
     return PAGE_KINDS.get(image.rsplit("_", 1)[0], "other")
+
+
+def reference_rows(path: Path) -> list[str]:
+    """A table page's rows of cells, from its hOCR ground truth (none on other pages: on a prose
+    page two columns' lines side by side would look like a row)."""
+    hocr = path.with_suffix(".gt.hocr")
+    if PAGE_KINDS.get(path.stem.rsplit("_", 1)[0]) != "table" or not hocr.exists():
+        return []
+    return harness.table_rows(hocr.read_text())
 
 
 def images(folder: Path, limit: int | None) -> list[Path]:
@@ -101,7 +116,18 @@ def main() -> None:
         help="pin this benchmark and every engine it starts to its first N CPUs",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/accuracy.json")
+    parser.add_argument(
+        "--report", type=Path, default=None, help="print the tables of a saved run and stop"
+    )
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        found = saved["rows"]
+        for row in found:  # the kinds as this code has them (WRONG_ORDER may have changed)
+            row["kind"] = page_kind(row["set"], row["image"])
+        sets = list(dict.fromkeys(r["set"] for r in found))
+        print(table(found, sets, list(saved["meta"]["configs"])))
+        return
     defined = [harness.define(spec) for spec in args.define]
     names = list(dict.fromkeys(harness.config_names(args.configs) + defined))
     sets = args.sets.split(",")
@@ -132,6 +158,7 @@ def main() -> None:
                 for number, path in enumerate(paths, 1):
                     truth = path.with_suffix(".txt").read_text(encoding="utf-8")
                     data = path.read_bytes()
+                    rows_truth = reference_rows(path)
                     for name in names:  # side by side: every engine sees every image in turn
                         reading = read(name, servers, data_set, path, data)
                         scores = harness.score(
@@ -147,6 +174,8 @@ def main() -> None:
                                 "image": path.name,
                                 "config": name,
                                 **scores,
+                                "table_rows": len(rows_truth),
+                                "rows_read": harness.rows_read(rows_truth, reading.text),
                                 "ms": reading.ms,
                                 "wall_ms": reading.wall_ms,
                                 "cpu_s": reading.cpu_s,
@@ -204,9 +233,9 @@ def groups(rows: list[dict], sets: list[str]) -> list[tuple[str, str, list[dict]
 
 def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
     lines = [
-        "| set | kind | config | images | bag F1 | CER | words F1 | exact | "
+        "| set | kind | config | images | bag F1 | CER | words F1 | exact | table rows | "
         f"ms | CPU s | CPU × {BASE} | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     baseline = {(row["set"], row["image"]): row["cpu_s"] for row in rows if row["config"] == BASE}
     for data_set, kind, mine in groups(rows, sets):
@@ -220,15 +249,25 @@ def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
                 return f"{median(values):.3f} / {mean(values):.3f}"
 
             peaks = [row["peak_rss_mb"] for row in r]
+            worst = max(row["cer"] for row in r)
+            tabular = [
+                row for row in r if PAGE_KINDS.get(row["image"].rsplit("_", 1)[0]) == "table"
+            ]
+            table_rows = sum(row.get("table_rows", 0) for row in tabular)
+            rows_read = sum(row.get("rows_read", 0) for row in tabular)
+            rows = f"{rows_read}/{table_rows}" if table_rows else ""
             lines.append(
-                f"| {data_set} | {kind} | {name} | {len(r)} | {both('bag_f1')} | {both('cer')} | "
-                f"{both('words_f1')} | {sum(row['exact'] for row in r)}/{len(r)} | "
+                f"| {data_set} | {kind} | {name} | {len(r)} | {both('bag_f1')} | "
+                f"{both('cer')} / {worst:.3f} | "
+                f"{both('words_f1')} | {sum(row['exact'] for row in r)}/{len(r)} | {rows} | "
                 f"{median([row['ms'] for row in r]):.0f} | "
                 f"{median([row['cpu_s'] for row in r]):.2f} | {cpu_ratio(r, baseline)} | "
                 f"{median(peaks):.0f} / {max(peaks):.0f} |"
             )
     notes = (
-        "\nbag F1, CER, words F1: median / mean over the images. ms, CPU s: medians per image "
+        "\nbag F1, CER, words F1: median / mean over the images (CER: and the worst image). "
+        "table rows: the ground truth's rows of two cells or more (from its word boxes) that "
+        "come back on one line, cells in order (`harness.rows_read`). ms, CPU s: medians per image "
         "(the function: timings_ms.total and its worker's CPU; Tesseract: its process). "
         f"CPU × {BASE}: the median over the images of each one's CPU s over {BASE}' on it. "
         "peak RSS MB: median / max (the function: memory.peak_rss_mb; Tesseract: maxrss)."

@@ -6,7 +6,8 @@ A document (documents.py) -> DocumentResult: the same steps page by page, or its
                detect.single_line   ... or the whole image, when it is one line
     recognise  recognise.crop/read  each line cut out and read alone, right after the cut
     space      spacing.spaced       word spaces from the gaps in the line's pixels
-    lay out    layout.arrange       lines -> blocks and columns, in reading order
+    lay out    layout.find/arrange  the page's rules; lines -> blocks in reading order, each
+                                    read row by row, a row's cells split by tabs in the text
 
 The result schema is the same for the HTTP function and the Cloud Storage trigger.
 """
@@ -45,9 +46,19 @@ class Line:
 class Block:
     lines: tuple[int, ...]  # indices into OcrResult.lines, in reading order
     box: list[Point]  # the hull of its lines, in original-image pixels
+    kind: str = "text"  # "text" or "table"
+    rows: tuple[layout.Row, ...] = ()  # top to bottom, each its cells left to right (indices)
 
     def to_dict(self) -> dict[str, object]:
-        return {"box": [list(p) for p in self.box], "lines": list(self.lines)}
+        rows = [[list(cell) for cell in row] for row in self.rows]
+        box = [list(p) for p in self.box]
+        return {"kind": self.kind, "box": box, "lines": list(self.lines), "rows": rows}
+
+    def text(self, lines: list[Line]) -> str:
+        """A row per line of text, cells separated by a tab, a wrapped cell's lines by a space."""
+        return "\n".join(
+            "\t".join(" ".join(lines[i].text for i in cell) for cell in row) for row in self.rows
+        )
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class OcrResult:
 
     @property
     def text(self) -> str:
-        """Lines joined by newlines, blocks separated by a blank line."""
+        """Block by block, separated by a blank line; each block row by row (`Block.text`)."""
         return _text(self.lines, self.blocks)
 
     def to_dict(self) -> dict[str, object]:
@@ -172,14 +183,15 @@ def read_page(
         width, height = page.width, page.height
         if page.image is None:
             lines = [Line(text, 1.0, box) for text, box in page.lines or []]
-            source, reference, scale = "text_layer", False, None
+            source, rules, scale = "text_layer", layout.NONE, None
         else:
             deadline.check()
             with engine.session(deadline) as models:
                 lines = read(page.image, models, deadline.check)
-            source, reference, scale = "ocr", models.reference is not None, page.image.scale
+            source, scale = "ocr", page.image.scale
+            rules = _rules(page.image, models)
         del page  # the page's pixels: gone before the next page is rendered
-    ordered, blocks = _lay_out(lines, reference=reference)
+    ordered, blocks = lay_out(lines, rules)
     finished = time.perf_counter()
     return {
         "page": number,
@@ -231,7 +243,9 @@ def run(
         deadline.check()
         with engine.session(deadline) as models:
             lines = read(image, models, deadline.check)
-    ordered, blocks = _lay_out(lines, reference=models.reference is not None)
+        read_at = time.perf_counter()
+        rules = _rules(image, models)
+    ordered, blocks = lay_out(lines, rules)
     finished = time.perf_counter()
     return OcrResult(
         lines=ordered,
@@ -242,6 +256,7 @@ def run(
         timings_ms={
             "decode": _ms(decoded - started),
             "ocr": _ms(finished - decoded),
+            "layout": _ms(finished - read_at),  # part of "ocr"
             "total": _ms(finished - started),
         },
         memory=memory.report(settings),
@@ -279,23 +294,34 @@ def _line(image: DecodedImage, box: list[list[float]], text: str, score: float) 
     return Line(text=text, score=round(score, 4), box=[image.to_original(x, y) for x, y in box])
 
 
+def _rules(image: DecodedImage, models: Models) -> layout.Rules | None:
+    """The page's rules, looked for in the bounded image the engine read (no second copy);
+    None for rapidocr's own order (the baseline)."""
+    return None if models.reference is not None else layout.find(image.bgr, image.to_original)
+
+
 def _text(lines: list[Line], blocks: list[Block]) -> str:
-    return "\n\n".join("\n".join(lines[i].text for i in block.lines) for block in blocks)
+    return "\n\n".join(block.text(lines) for block in blocks)
 
 
-def _lay_out(lines: list[Line], reference: bool) -> tuple[list[Line], list[Block]]:
-    """Lines in reading order and the blocks they form (rapidocr's own order for the baseline)."""
+def lay_out(lines: list[Line], rules: layout.Rules | None) -> tuple[list[Line], list[Block]]:
+    """Lines in reading order and the blocks they form; rules None: rapidocr's own order, one
+    line per row (the baseline)."""
     if not lines:
         return [], []
-    if reference:
+    if rules is None:
         whole = layout.hull(point for line in lines for point in line.box)
-        return lines, [Block(tuple(range(len(lines))), _corners(whole))]
+        rows = tuple(((i,),) for i in range(len(lines)))
+        return lines, [Block(tuple(range(len(lines))), _corners(whole), rows=rows)]
     ordered: list[Line] = []
     blocks = []
-    for block in layout.arrange([layout.hull(line.box) for line in lines]):
+    for block in layout.arrange([layout.hull(line.box) for line in lines], rules):
         start = len(ordered)
         ordered += [lines[i] for i in block.lines]
-        blocks.append(Block(tuple(range(start, len(ordered))), _corners(block.box)))
+        new = {old: start + k for k, old in enumerate(block.lines)}
+        rows = tuple(tuple(tuple(new[i] for i in cell) for cell in row) for row in block.rows)
+        indices = tuple(range(start, len(ordered)))
+        blocks.append(Block(indices, _corners(block.box), kind=block.kind, rows=rows))
     return ordered, blocks
 
 

@@ -71,3 +71,45 @@ def noisy_photo(size: tuple[int, int] = (4000, 3000), text: str = "PHOTO 2026") 
     draw.rectangle((200, 200, 2600, 700), fill="white")
     draw.text((260, 260), text, fill="black", font=latin_font(300))
     return encode(image, "JPEG", quality=90)
+
+
+def placed(
+    texts: list[tuple[int, int, str]],
+    size: tuple[int, int],
+    rules: list[tuple[int, int, int, int]] = (),
+    font_size: int = 28,
+) -> bytes:
+    """A PNG with each text drawn at its (x, y) and each rule a 2-pixel line (x0, y0, x1, y1)."""
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = latin_font(font_size)
+    for x, y, text in texts:
+        draw.text((x, y), text, fill="black", font=font)
+    for rule in rules:
+        draw.line(rule, fill="black", width=2)
+    return encode(image, "PNG")
+
+
+def grid(
+    cells: list[list[str | list[str]]],
+    widths: list[int],
+    origin: tuple[int, int] = (40, 40),
+    ruled: bool = True,
+    font_size: int = 28,
+) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, int, int]], int]:
+    """A table's texts and rules: a cell is a string or its wrapped lines. Returns the bottom."""
+    x0, y = origin
+    pitch, pad = int(font_size * 1.5), font_size // 2
+    texts, rules = [], []
+    lefts = [x0 + sum(widths[:k]) for k in range(len(widths) + 1)]
+    tops = [y]
+    for row in cells:
+        lines = [cell if isinstance(cell, list) else [cell] for cell in row]
+        for left, cell in zip(lefts, lines, strict=False):
+            texts += [(left + pad, y + pad + k * pitch, text) for k, text in enumerate(cell)]
+        y += max(len(cell) for cell in lines) * pitch + 2 * pad
+        tops.append(y)
+    if ruled:
+        rules += [(lefts[0], top, lefts[-1], top) for top in tops]
+        rules += [(left, tops[0], left, tops[-1]) for left in lefts]
+    return texts, rules, y

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from function import pipeline
 from function.engine import Engine
 from function.images import decode
-from function.layout import Block, Box, arrange, hull
+from function.layout import Block, Box, Rules, arrange, find, hull, rows, tables
 from function.settings import Settings
 from tests import render
 
@@ -51,7 +51,9 @@ def test_empty_input_has_no_blocks():
 
 
 def test_one_line_is_one_block():
-    assert arrange([(10, 20, 300, 45)]) == [Block(lines=(0,), box=(10.0, 20.0, 300.0, 45.0))]
+    assert arrange([(10, 20, 300, 45)]) == [
+        Block(kind="text", rows=(((0,),),), box=(10.0, 20.0, 300.0, 45.0))
+    ]
 
 
 def test_a_single_column_reads_top_to_bottom_whatever_the_input_order():
@@ -305,6 +307,163 @@ def test_random_overlapping_boxes_come_back_exactly_once_in_blocks_that_contain_
 
 def test_hull_of_a_quadrilateral():
     assert hull([[10, 12], [110, 8], [112, 40], [9, 44]]) == (9.0, 8.0, 112.0, 44.0)
+
+
+# -- rows and cells ----------------------------------------------------------------------------
+
+
+def test_a_row_splits_into_cells_at_gaps_wider_than_a_word_gap():
+    boxes = [(0, 0, 100, H), (105, 0, 200, H), (300, 1, 360, H + 1), (370, 0, 420, H)]
+
+    assert rows.cells(boxes, [0, 1, 2, 3]) == [[0, 1], [2, 3]]
+
+
+def test_rows_group_lines_side_by_side_and_order_them_left_to_right():
+    boxes = [(300, 2, 360, H + 2), (0, 0, 100, H), (0, PITCH, 100, PITCH + H)]
+
+    assert rows.rows(boxes, [0, 1, 2]) == [[1, 0], [2]]
+
+
+def test_a_receipt_row_is_one_row_of_two_cells_in_a_table_block():
+    boxes = [(0, 0, 380, H)]
+    for k in range(1, 5):
+        boxes += [(0, k * PITCH, 150, k * PITCH + H), (300, k * PITCH + 2, 380, k * PITCH + H)]
+
+    blocks = arrange(boxes)
+
+    assert [row for block in blocks for row in block.rows] == [
+        ((0,),),
+        *(((2 * k - 1,), (2 * k,)) for k in range(1, 5)),
+    ]
+    assert blocks[-1].kind == "table"
+
+
+# -- ruling lines and ruled tables ------------------------------------------------------------
+
+
+def rules_of(image: Image.Image) -> Rules:
+    bgr = __import__("numpy").asarray(image)[:, :, ::-1].copy()
+    return find(bgr, lambda x, y: (x, y))
+
+
+def test_the_rules_of_a_drawn_grid_are_found_and_text_and_blobs_are_not_rules():
+    image = Image.new("RGB", (800, 600), "white")
+    draw = ImageDraw.Draw(image)
+    for y in (50, 150, 250, 350):
+        draw.line((50, y, 650, y), fill="black", width=2)
+    for x in (50, 250, 450, 650):
+        draw.line((x, 50, x, 350), fill="black", width=2)
+    draw.text((60, 420), "Some text that is not a rule", fill="black", font=render.latin_font(30))
+    draw.rectangle((500, 450, 700, 560), fill="black")  # a photo or a logo: a blob, not a rule
+
+    found = rules_of(image)
+
+    # Letters' stems are short runs too: the tables step drops rules shorter than two lines.
+    long = [r for r in (*found.horizontal, *found.vertical) if max(r[2] - r[0], r[3] - r[1]) > 60]
+    assert sorted(long) == sorted(
+        [(51.0, y, 653.0, y + 2) for y in (50.0, 150.0, 250.0, 350.0)]
+        + [(x, 51.0, x + 2, 353.0) for x in (50.0, 250.0, 450.0, 650.0)]
+    )
+    assert not [r for r in (*found.horizontal, *found.vertical) if r[2] > 500 and r[1] > 440]
+    assert rules_of(Image.new("RGB", (400, 300), "white")) == Rules()
+
+
+def grid_rules(xs: list[float], ys: list[float]) -> Rules:
+    return Rules(
+        horizontal=tuple((xs[0], y - 1, xs[-1], y + 1) for y in ys),
+        vertical=tuple((x - 1, ys[0], x + 1, ys[-1]) for x in xs),
+    )
+
+
+def test_a_ruled_grid_joins_a_wrapped_cell_and_reads_the_text_below_after_the_table():
+    # year | rating | meaning: the meaning wraps over three lines in row 1, two in row 2
+    xs, ys = [0.0, 100.0, 200.0, 600.0], [0.0, 40.0, 150.0, 230.0]
+    cell = lambda x, y: (x + 10, y, x + 80, y + H)  # noqa: E731
+    boxes = [cell(0, 10), cell(100, 10), (210, 10, 400, 10 + H)]  # the header
+    boxes += [cell(0, 50), cell(100, 50)]
+    boxes += [(210, 50 + k * PITCH, 590, 50 + k * PITCH + H) for k in range(3)]
+    boxes += [cell(0, 160), cell(100, 160)]
+    boxes += [(210, 160 + k * PITCH, 590, 160 + k * PITCH + H) for k in range(2)]
+    boxes += [(0, 260 + k * PITCH, 600, 260 + k * PITCH + H) for k in range(4)]  # paragraph
+
+    blocks = arrange(boxes, grid_rules(xs, ys))
+
+    assert [block.kind for block in blocks] == ["table", "text"]
+    assert blocks[0].rows == (
+        ((0,), (1,), (2,)),
+        ((3,), (4,), (5, 6, 7)),
+        ((8,), (9,), (10, 11)),
+    )
+    assert blocks[1].lines == (12, 13, 14, 15)
+
+
+def test_row_labels_printed_left_of_a_ruled_table_belong_to_its_rows():
+    xs, ys = [200.0, 300.0, 400.0], [0.0, 10 + 5 * PITCH]
+    boxes = []
+    for k in range(5):
+        top = 5 + k * PITCH
+        boxes += [(0, top, 150, top + H), (210, top, 290, top + H), (310, top, 390, top + H)]
+
+    (block,) = arrange(boxes, grid_rules(xs, ys))
+
+    assert block.rows == tuple(((3 * k,), (3 * k + 1,), (3 * k + 2,)) for k in range(5))
+
+
+def test_a_frame_with_a_divider_around_two_columns_of_prose_is_not_a_table():
+    left, right = column(20, 420, 10, top=20), column(480, 880, 10, top=20)
+    rules = grid_rules([0.0, 450.0, 900.0], [0.0, 30 + 10 * PITCH])
+
+    blocks = arrange([*left, *right], rules)
+
+    assert [block.kind for block in blocks] == ["text", "text"]
+    assert order(blocks) == list(range(20))
+
+
+def test_without_rules_an_items_second_line_stays_a_row_of_its_own():
+    boxes = [
+        (0, 0, 200, H),  # 1 M McChicken
+        (300, 0, 360, H),  # 9.50
+        (20, PITCH, 180, PITCH + H),  # 1 M Coke (indented)
+        (0, 2 * PITCH, 200, 2 * PITCH + H),  # 1 McChicken
+        (300, 2 * PITCH, 360, 2 * PITCH + H),  # 5.00
+        (0, 3 * PITCH, 200, 3 * PITCH + H),  # Total
+        (300, 3 * PITCH, 360, 3 * PITCH + H),  # 14.50
+    ]
+
+    (block,) = arrange(boxes)
+
+    assert block.rows == (((0,), (1,)), ((2,),), ((3,), (4,)), ((5,), (6,)))
+
+
+def test_is_table_wants_most_rows_to_have_several_cells():
+    assert tables.is_table([((0,), (1,))] * 3)
+    assert not tables.is_table([((0,), (1,))] * 2)
+    assert not tables.is_table([((0,), (1,))] * 3 + [((2,),)] * 4)
+
+
+# -- sidebars ---------------------------------------------------------------------------------
+
+
+def test_a_body_beside_a_shorter_sidebar_on_the_same_rows_reads_body_first():
+    body = column(0, 500, 12)
+    sidebar = []
+    for k in range(5):  # label and value, on the body's own rows
+        sidebar += [(560, k * PITCH, 640, k * PITCH + H), (700, k * PITCH, 760, k * PITCH + H)]
+    boxes = sorted(body + sidebar, key=lambda b: (b[1], b[0]))
+
+    reading = [boxes[i] for i in order(arrange(boxes))]
+
+    assert reading == body + sidebar
+
+
+def test_a_receipts_address_above_its_prices_is_not_a_body_beside_a_sidebar():
+    address = column(0, 300, 5)
+    items = []
+    for k in range(5, 10):
+        items += [(0, k * PITCH, 200, k * PITCH + H), (400, k * PITCH, 460, k * PITCH + H)]
+    boxes = address + items
+
+    assert order(arrange(boxes)) == list(range(len(boxes)))
 
 
 # -- real OCR: a rendered two-column page through the engine ----------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import harness
-from bench.accuracy import SEPARATOR_DOTS, page_kind
+from bench.accuracy import SEPARATOR_DOTS, WRONG, page_kind
 
 
 def test_normalise_applies_nfkc_and_drops_all_whitespace():
@@ -57,14 +57,48 @@ def test_a_plates_separator_dot_is_ignored_when_asked():
     assert harness.score("皖A12345", "皖A·12345")["exact"] is False
 
 
-def test_scribe_pages_get_their_kind_from_the_name():
-    assert page_kind("scribe_docs", "deposition_01.png") == "multi-column"
-    assert page_kind("scribe_docs", "multicol_08.png") == "multi-column"
+def test_scribe_pages_get_their_kind_from_the_name_wrong_references_apart():
+    assert page_kind("scribe_docs", "multicol_08.png") == "prose"
+    assert page_kind("scribe_docs", "filing_01.png") == "prose"
     assert page_kind("scribe_docs", "table_10.png") == "table"
-    assert page_kind("scribe_docs", "filing_01.png") == "single column"
     assert page_kind("scribe_docs", "receipt_03.png") == "receipt"
     assert page_kind("scribe_docs", "poster_01.png") == "other"
+    assert page_kind("scribe_docs", "deposition_01.png") == WRONG
+    assert page_kind("scribe_docs", "table_02.png") == WRONG
     assert page_kind("sroie_receipts", "sroie_000.jpg") is None
+
+
+def hocr_line(words: list[tuple[str, int, int]], top: int = 0) -> str:
+    """An hOCR line of words (text, left, right), 20 pixels high."""
+    spans = "".join(
+        f"<span class='ocrx_word' title='bbox {left} {top} {right} {top + 20}; x_wconf 90'>"
+        f"{text}</span>"
+        for text, left, right in words
+    )
+    return f"<span class='ocr_line' title='bbox 0 {top} 900 {top + 20}'>{spans}</span>"
+
+
+def test_table_rows_come_from_the_word_boxes_whatever_the_line_order():
+    # A reference that reads the table column by column: its lines are the columns' cells.
+    hocr = "".join(
+        [
+            hocr_line([("Date", 0, 60)], top=0),
+            hocr_line([("01Aug2018", 0, 120)], top=30),
+            hocr_line([("Cheque", 300, 400), ("4987", 420, 480)], top=0),
+            hocr_line([("Deposit", 300, 400)], top=30),
+            hocr_line([("A", 0, 15), ("heading", 22, 120)], top=60),  # one cell: not a row
+        ]
+    )
+
+    assert harness.table_rows(hocr) == ["datecheque4987", "01aug2018deposit"]
+
+
+def test_a_row_is_read_when_its_cells_come_back_on_one_line_in_order():
+    rows = ["datecheque4987", "01aug2018deposit"]
+
+    assert harness.rows_read(rows, "Date\tCheque 4987\n01Aug2018\tDeposit") == 2
+    assert harness.rows_read(rows, "Date\n01Aug2018\nCheque 4987\nDeposit") == 0
+    assert harness.rows_read(rows, "Cheque 4987\tDate\n01Aug2018\tDeposit") == 1
 
 
 def test_define_adds_a_configuration_by_name():

@@ -53,9 +53,105 @@ def test_blocks_hold_every_line_once_and_their_boxes_contain_their_lines(columns
         for i in block["lines"]:
             for x, y in body["lines"][i]["box"]:
                 assert left <= x <= right and top <= y <= bottom
-    assert body["text"] == "\n\n".join(
-        "\n".join(body["lines"][i]["text"] for i in block["lines"]) for block in body["blocks"]
+    assert body["text"] == "\n\n".join(block_text(body, block) for block in body["blocks"])
+    for block in body["blocks"]:
+        assert block["kind"] == "text"
+        assert [i for row in block["rows"] for cell in row for i in cell] == block["lines"]
+
+
+def block_text(body: dict, block: dict) -> str:
+    """A block as `text` has it: a row per line, cells split by tabs, a cell's lines by spaces."""
+    return "\n".join(
+        "\t".join(" ".join(body["lines"][i]["text"] for i in cell) for cell in row)
+        for row in block["rows"]
     )
+
+
+# -- tables, receipts and sidebars: a row is one line of text, its cells separated by tabs ----
+
+FRUIT = [
+    ["Fruit", "Colour", "Price", "Stock"],
+    ["Apple", "Red", "1.20", "40"],
+    ["Banana", "Yellow", "0.80", "25"],
+    ["Cherry", "Dark red", "4.50", "12"],
+]
+
+
+def cells_of(text: str) -> list[list[str]]:
+    """Each line of `text` split into its tab-separated cells, each squashed."""
+    return [[squash(cell).lower() for cell in line.split("\t")] for line in text.splitlines()]
+
+
+def wanted(rows: list[list[str | list[str]]]) -> list[list[str]]:
+    return [
+        [squash(" ".join(c) if isinstance(c, list) else c).lower() for c in row] for row in rows
+    ]
+
+
+@pytest.mark.parametrize("ruled", [True, False], ids=["ruled", "borderless"])
+def test_a_table_comes_back_row_by_row_its_cells_separated_by_tabs(server, ruled):
+    texts, rules, bottom = render.grid(FRUIT, [220, 220, 160, 160], ruled=ruled)
+    body = server.post(render.placed(texts, (900, bottom + 60), rules)).json()
+
+    assert cells_of(body["text"]) == wanted(FRUIT)
+    (block,) = body["blocks"]
+    assert block["kind"] == "table"
+    assert [len(row) for row in block["rows"]] == [4, 4, 4, 4]
+    assert block_text(body, block) == body["text"]
+
+
+def test_a_wrapped_cell_is_one_cell_and_the_text_below_the_table_comes_after_it(server):
+    table = [
+        ["Year", "Rating", "Meaning"],
+        ["2021", "AAA", ["Highest quality with", "very low credit risk", "over the long term"]],
+        ["2022", "AA", ["High quality and", "very low credit risk"]],
+    ]
+    below = ["This paragraph is printed below the table.", "It is read after every row of it."]
+    texts, rules, bottom = render.grid(table, [140, 160, 420])
+    texts += [(40, bottom + 40 + k * 40, line) for k, line in enumerate(below)]
+    body = server.post(render.placed(texts, (900, bottom + 160), rules)).json()
+
+    table_text, after = body["text"].split("\n\n")
+    assert cells_of(table_text) == wanted(table)
+    assert squash(after) == squash("".join(below))
+    assert [block["kind"] for block in body["blocks"]] == ["table", "text"]
+
+
+def test_a_receipt_has_each_item_and_its_price_on_one_line(server):
+    items = [("Flat white", "3.40"), ("Blueberry muffin", "2.80"), ("Orange juice", "4.10")]
+    texts = [(150, 30, "CORNER CAFE"), (110, 75, "12 Market Street")]
+    for k, (item, price) in enumerate(items):
+        texts += [(40, 150 + k * 45, item), (400, 150 + k * 45, price)]
+    texts += [(40, 300, "TOTAL"), (385, 300, "10.30"), (120, 370, "Thank you!")]
+    body = server.post(render.placed(texts, (520, 430))).json()
+
+    lines = cells_of(body["text"])
+    for item, price in [*items, ("TOTAL", "10.30")]:
+        assert [squash(item).lower(), price] in lines
+
+
+def test_a_sidebar_beside_a_taller_body_is_read_after_it_not_interleaved(server):
+    prose = [
+        "Maintaining Neutral Rating on the shares",
+        "The company reported first quarter results",
+        "essentially in line with our estimates and",
+        "with the consensus of the analysts who cover",
+        "it. Revenue grew by four per cent on the year",
+        "while margins were stable at the level of the",
+        "last two quarters. We keep our estimates and",
+        "our price target unchanged for this year and",
+        "for the next one, and we see no reason to",
+        "change the rating of the shares at this time.",
+    ]
+    sidebar = [["Valuation Data"], ["Price:", "$50.86"], ["EPS:", "$1.97"], ["Q1", "$2.35A"]]
+    texts = [(40, 40 + k * 44, line) for k, line in enumerate(prose)]
+    for k, row in enumerate(sidebar):
+        texts += [(760 + 200 * c, 40 + k * 44, cell) for c, cell in enumerate(row)]
+    body = server.post(render.placed(texts, (1160, 520))).json()
+
+    body_text, side_text = body["text"].split("\n\n")
+    assert squash(body_text) == squash("".join(prose))
+    assert cells_of(side_text) == wanted(sidebar)
 
 
 def test_an_english_sentence_keeps_its_spaces(server):

@@ -1,4 +1,4 @@
-"""Lay out: group recognised lines into blocks and order them the way the page reads.
+"""Columns and blocks: the page cut into blocks, in the order the page reads.
 
 The engine returns lines top to bottom, left to right across the whole page, which interleaves
 the columns of a two-column paper or a deposition transcript. This is a recursive XY-cut on the
@@ -13,16 +13,17 @@ the first of these that applies, and each part is cut again:
    a paragraph (`PARAGRAPH_LINES` stacked prose lines) on one side, lines side by side with
    the other's but on rows of their own (columns of different line pitch); or paragraphs on
    both sides (pages side by side, on a common baseline grid); or, left of paragraphs, a margin
-   of short labels, one per line (a transcript's line numbers). Of several gutters, the one
-   with the most lines on its smaller side wins (the page's main columns before a margin).
+   of `MARGIN` short labels or more, one per line (a transcript's line numbers); or a paragraph
+   on one side that runs on with nothing beside it (a body beside a shorter sidebar). Of
+   several gutters, the one with the most lines on its smaller side wins (the page's main
+   columns before a margin).
    A few lines may cross the gutter: one with column lines beside it, or right above and below
    it, is two lines the detector ran together and stays in the column where it starts; any
    other spans the columns (a heading) and the region is cut above and below it, so a heading
    comes before the columns it heads.
 3. A vertical gap across the region of `PARAGRAPH` line heights, and `LEADING` more than the
    page's usual gap between lines (1.5- or double-spaced pages), ends a block.
-4. A region with none of these is one block: its rows top to bottom, each row left to right, so
-   a receipt's "TOTAL" and "42.50" stay on one row.
+4. A region with none of these is one block (`rows` and `tables` then read it row by row).
 
 All thresholds are multiples of the median line height, so the result does not depend on the
 image's resolution. Boxes are axis-aligned hulls; the row tests allow for a slight skew.
@@ -32,10 +33,9 @@ from __future__ import annotations
 
 import statistics
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 
-Box = tuple[float, float, float, float]  # left, top, right, bottom, in image pixels
+from .boxes import Box
 
 GUTTER = 0.9  # narrowest column gap, in line heights
 SECTION = 2.0  # narrowest vertical gap across a whole region that ends a section, in line heights
@@ -46,6 +46,8 @@ PROSE = 8.0  # narrowest line of prose, in line heights
 PARAGRAPH_LINES = 4  # fewest stacked prose lines that show a column of text, not a table cell
 COLUMN = 3  # fewest lines on either side of a gutter
 LABEL = 2.5  # widest line-number label of a margin column, in line heights
+MARGIN = 10  # fewest labels in a margin of line numbers: fewer are a list's markers, read with
+# their items
 CROSSING = 8  # most lines that may cross a gutter (headings, lines run together)
 SAME_ROW = 0.15  # largest offset between the centres of two lines of one row, in line heights
 SKEW = 0.01  # tolerated drift of a row's centre per pixel across (0.6 degrees) ...
@@ -53,47 +55,7 @@ MAX_DRIFT = 0.5  # ... up to this many line heights, less than the pitch of the 
 ALIGNED = 0.6  # share of lines that makes a side stacked, side by side or on shared rows
 
 
-@dataclass(frozen=True)
-class Block:
-    lines: tuple[int, ...]  # indices into the input, in reading order within the block
-    box: Box  # hull of its lines
-
-
-def hull(points: Iterable[Sequence[float]]) -> Box:
-    """The axis-aligned hull of a line's corner points."""
-    points = list(points)
-    xs = [float(p[0]) for p in points]
-    ys = [float(p[1]) for p in points]
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def arrange(boxes: Sequence[Box]) -> list[Block]:
-    """Blocks in reading order; every input index appears in exactly one block."""
-    if not boxes:
-        return []
-    page = _Page([_normalised(box) for box in boxes])
-    return [
-        Block(lines=tuple(group), box=_hull_of(page.boxes[i] for i in group))
-        for group in page.read(list(range(len(boxes))))
-    ]
-
-
-def _normalised(box: Box) -> Box:
-    left, top, right, bottom = (float(v) if v == v else 0.0 for v in box)  # NaN -> 0
-    return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-
-
-def _hull_of(boxes: Iterable[Box]) -> Box:
-    boxes = list(boxes)
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
-
-
-class _Page:
+class Page:
     """The boxes of one page and the line height every threshold is relative to."""
 
     def __init__(self, boxes: list[Box]) -> None:
@@ -133,7 +95,8 @@ class _Page:
         return statistics.median(gaps) if gaps else 0.0
 
     def read(self, region: list[int]) -> list[list[int]]:
-        """The blocks of `region` in reading order (iteratively: pages can have 1000s of lines)."""
+        """The blocks of `region` in reading order, each a set of lines (iteratively: pages can
+        have 1000s of lines)."""
         blocks: list[list[int]] = []
         pending = [region]
         while pending:
@@ -146,7 +109,7 @@ class _Page:
             if parts:
                 pending.extend(reversed(parts))
             else:
-                blocks.append(self._rows_in_order(region))
+                blocks.append(region)
         return blocks
 
     # -- step 2: columns, possibly crossed by a few lines ------------------------------------
@@ -269,17 +232,21 @@ class _Page:
         # Side by side but on rows of their own, with a paragraph of prose on one side:
         # independent columns (a receipt whose item names and prices alternate in rows is not
         # side by side; a form has no paragraphs). Or paragraphs on both sides on a common
-        # baseline grid: pages side by side. Or a margin of line numbers beside paragraphs.
+        # baseline grid: pages side by side. Or a margin of line numbers beside paragraphs. Or a
+        # body and a sidebar: a paragraph that runs on past the other side, with nothing beside
+        # it (a table's or a receipt's long labels have their cells beside them).
         paragraphs = self._paragraph(left), self._paragraph(right)
         columns = (
-            (
+            self._runs_alone(left, right)
+            or self._runs_alone(right, left)
+            or (
                 any(paragraphs)
                 and self._partnered(fewer, more) < ALIGNED * len(fewer)
                 and self._beside(*facing) >= ALIGNED * (len(fewer) + len(more))
             )
             or all(paragraphs)
             or (
-                len(left) >= ALIGNED * len(right)
+                len(left) >= max(MARGIN, ALIGNED * len(right))
                 and all(self._width(i) <= LABEL for i in left)
                 and paragraphs[1]
             )
@@ -287,6 +254,23 @@ class _Page:
         # Either way each side must be lines stacked one under the other, not fields scattered
         # over a form or a few lone lines.
         return columns and self._stacked(left) and self._stacked(right)
+
+    def _runs_alone(self, body: list[int], other: list[int]) -> bool:
+        """Whether a paragraph of `body` runs beside `other` and on below it, `PARAGRAPH_LINES`
+        of its lines under all of `other` (a body beside a shorter sidebar; not a list's text
+        beside its numbers, nor a receipt's address above its prices)."""
+        bottom = max(self.boxes[j][3] for j in other)
+        # The run ending at each line: (its lines below `other`, whether one is beside it)
+        run: dict[int, tuple[int, bool]] = {}
+        for i, above in self._stacked_prose(body):
+            below, beside = max((run[j] for j in above), default=(0, False))
+            if self.boxes[i][1] >= bottom:
+                run[i] = (below + 1, beside)
+            else:
+                run[i] = (0, True)  # a run below `other` starts under a line beside it
+            if run[i][0] >= PARAGRAPH_LINES and run[i][1]:
+                return True
+        return False
 
     def _beside(self, left: list[int], right: list[int]) -> int:
         """How many lines of either side overlap a line of the other by a quarter of a line."""
@@ -363,21 +347,27 @@ class _Page:
 
         Wrapped text in a table cell or a form field is shorter than that.
         """
+        run: dict[int, int] = {}  # the longest run of stacked prose lines ending at each line
+        for i, above in self._stacked_prose(lines):
+            run[i] = 1 + max((run[j] for j in above), default=0)
+            if run[i] >= PARAGRAPH_LINES:
+                return True
+        return False
+
+    def _stacked_prose(self, lines: list[int]) -> Iterable[tuple[int, list[int]]]:
+        """Each prose line of `lines`, top to bottom, with those of them right above it."""
         boxes, close = self.boxes, STACKED * self.height
         wide = sorted((i for i in lines if self._width(i) >= PROSE), key=lambda i: boxes[i][1])
-        run: dict[int, int] = {}  # the longest run of stacked prose lines ending at each line
         for k, i in enumerate(wide):
-            run[i] = 1
+            above = []
             for j in reversed(wide[:k]):
                 if boxes[i][1] - boxes[j][1] > close + 4 * self.height:
                     break  # sorted by top: lines further up cannot be right above this one
                 if 0 <= boxes[i][1] - boxes[j][3] < close and (
                     boxes[j][0] < boxes[i][2] and boxes[i][0] < boxes[j][2]
                 ):
-                    run[i] = max(run[i], run[j] + 1)
-            if run[i] >= PARAGRAPH_LINES:
-                return True
-        return False
+                    above.append(j)
+            yield i, above
 
     def _cut_around(self, region: list[int], spanning: list[int]) -> list[list[int]] | None:
         """Bands above, beside and below the spanning lines, top to bottom."""
@@ -426,30 +416,6 @@ class _Page:
             parts[-1].append(i)
             bottom = max(bottom, boxes[i][3])
         return parts if len(parts) > 1 else None
-
-    # -- step 4: one block, row by row -------------------------------------------------------
-
-    def _rows_in_order(self, region: list[int]) -> list[int]:
-        """The lines of a block, row by row, each row left to right."""
-        boxes = self.boxes
-        rows: list[list[int]] = []
-        for i in sorted(region, key=self._centre):
-            if rows and self._same_row(i, min(rows[-1], key=lambda j: self._apart(i, j))):
-                rows[-1].append(i)
-            else:
-                rows.append([i])
-        return [i for row in rows for i in sorted(row, key=lambda i: boxes[i][0])]
-
-    def _same_row(self, i: int, j: int) -> bool:
-        """Whether two lines of one block are on one row: centres within half a line apart.
-
-        Looser than a row partner across a gutter (a bigger font on the row is fine), tight
-        enough that a drop capital or the next row of a dense table is not.
-        """
-        a, b = self.boxes[i], self.boxes[j]
-        height = min(a[3] - a[1], b[3] - b[1])
-        drift = min(0.4 * height + SKEW * self._apart(i, j), 0.6 * height)
-        return abs(self._centre(i) - self._centre(j)) <= drift
 
     def _apart(self, i: int, j: int) -> float:
         """The horizontal distance between two lines (0 if they overlap horizontally)."""
