@@ -165,7 +165,11 @@ def ensure_ocrmypdf() -> str:
 
 
 def run_peer(document: Document, out: Path, skip_text: bool) -> dict:
-    """`ocrmypdf --jobs 1 ...` on one document; CPU and peak RSS of it and its children."""
+    """`ocrmypdf --jobs 1 ...` on one document; the CPU of it and its children.
+
+    No peak RSS: wait4's ru_maxrss of a child started by a large process counts the parent's
+    resident memory at the exec (it is the mm's high-water mark then), not the child's own.
+    """
     command = [*PEER, *(["--skip-text"] if skip_text else [])]
     command += ["--sidecar", str(out.with_suffix(".txt")), str(document.path), str(out)]
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
@@ -181,7 +185,6 @@ def run_peer(document: Document, out: Path, skip_text: bool) -> dict:
         "command": " ".join(command[:-4] + ["--sidecar", "OUT.txt", "IN.pdf", "OUT.pdf"]),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "wall_s": round(wall, 2),
-        "maxrss_mb": round(usage.ru_maxrss / 1024, 1),  # the largest single process
     }
 
 
@@ -461,11 +464,7 @@ def summary(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
-        peak = (
-            f"{r['peak_rss_mb']} / {r['sampled_peak_mb']}"
-            if r["engine"] == "function"
-            else f"{r['maxrss_mb']} (largest process)"
-        )
+        peak = f"{r['peak_rss_mb']} / {r['sampled_peak_mb']}" if r["engine"] == "function" else ""
         read_as = ", ".join(f"{n} {s}" for s, n in r.get("sources", {}).items())
         out.append(
             f"| {r['label']} | {r['pages']} | {r['bytes'] / 2**20:.1f} | {r['engine']} | "
