@@ -2,7 +2,7 @@
 
     python -m bench.accuracy [--data ../shared/data] [--sets sroie_receipts,...]
         [--configs defaults,shipped,tesseract] [--define NAME:KEY=VALUE,...] [--limit N]
-        [--cpus N] [--out JSON]
+        [--cpus N] [--turns 0,90,180,270] [--out JSON]
     python -m bench.accuracy --report JSON     # the tables of a saved run
 
 Every image goes to every configuration of the function (each its own functions-framework
@@ -16,6 +16,12 @@ copy them into the project); writes raw per-image rows to bench/results/accuracy
 Markdown tables on stdout, progress on stderr.
 `--cpus 1` runs every engine on one CPU, the shape of the instance deploy/ makes (1 vCPU; see
 `harness.pin_cpus`).
+
+The orientation run (issue 19): `--turns 0,90,180,270` sends every image also turned clockwise
+by each angle (a lossless PNG, no EXIF), and a second table says per set and turn how often the
+rotation reported was right, the CER against the same configuration's upright reading of each
+image, and the CPU against `no_rotate` (AUTO_ROTATE=false) upright. The peer `tesseract_osd` is
+Tesseract's orientation detection alone (`--psm 0`): its answer and its CPU.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image, ImageOps
+
 from bench import harness, setup
-from bench.harness import TESSERACT, mean, median
+from bench.harness import PEERS, TESSERACT, TESSERACT_OSD, mean, median
 from tests import render
 
 SETS = ["sroie_receipts", "scribe_docs", "zh_pdf_docs", "zh_pdf_slides", "cn_plates"]
@@ -58,6 +66,8 @@ PAGE_KINDS = {
 WRONG = "reference order wrong"  # the kind of a page in harness.WRONG_ORDER: scored apart
 DEFAULT_CONFIGS = f"defaults,shipped,{TESSERACT}"
 BASE = "defaults"  # what the CPU ratio is against: rapidocr as it comes
+UNTURNED = "no_rotate"  # what the orientation run's CPU ratio is against: no AUTO_ROTATE
+TURNS = (0, 90, 180, 270)
 
 
 def page_kind(data_set: str, image: str) -> str | None:
@@ -86,7 +96,18 @@ def images(folder: Path, limit: int | None) -> list[Path]:
 def read(name: str, servers: dict, data_set: str, path: Path, data: bytes) -> harness.Reading:
     if name == TESSERACT:
         return harness.read_with_tesseract(path, *TESSERACT_SETTINGS[data_set])
+    if name == TESSERACT_OSD:
+        return harness.tesseract_orientation(path)
     return harness.read_with_function(servers[name], data)
+
+
+def turned(path: Path, degrees: int) -> bytes:
+    """The image's bytes as they are, or turned clockwise as a lossless PNG without EXIF."""
+    if not degrees:
+        return path.read_bytes()
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image)
+        return render.encode(upright.rotate(-degrees, expand=True), "PNG")
 
 
 def main() -> None:
@@ -98,7 +119,7 @@ def main() -> None:
     parser.add_argument(
         "--configs",
         default=DEFAULT_CONFIGS,
-        help=f"comma-separated, of: {', '.join([*harness.CONFIGS, TESSERACT])}",
+        help=f"comma-separated, of: {', '.join([*harness.CONFIGS, *PEERS])}",
     )
     parser.add_argument(
         "--define",
@@ -115,6 +136,11 @@ def main() -> None:
         default=None,
         help="pin this benchmark and every engine it starts to its first N CPUs",
     )
+    parser.add_argument(
+        "--turns",
+        default="0",
+        help="comma-separated clockwise turns each image is also sent at, of 0,90,180,270",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results/accuracy.json")
     parser.add_argument(
         "--report", type=Path, default=None, help="print the tables of a saved run and stop"
@@ -128,6 +154,9 @@ def main() -> None:
         sets = list(dict.fromkeys(r["set"] for r in found))
         print(table(found, sets, list(saved["meta"]["configs"])))
         return
+    turns = [int(t) for t in args.turns.split(",")]
+    if not set(turns) <= set(TURNS):
+        sys.exit(f"--turns takes angles of {TURNS}, not {args.turns!r}")
     defined = [harness.define(spec) for spec in args.define]
     names = list(dict.fromkeys(harness.config_names(args.configs) + defined))
     sets = args.sets.split(",")
@@ -137,7 +166,7 @@ def main() -> None:
 
     cpus = harness.pin_cpus(args.cpus)
     tesseract_version = None
-    if TESSERACT in names:
+    if TESSERACT in names or TESSERACT_OSD in names:
         try:
             tesseract_version = setup.ensure_tesseract()
         except setup.SetupError as error:
@@ -145,7 +174,7 @@ def main() -> None:
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        function_names = [n for n in names if n != TESSERACT]
+        function_names = [n for n in names if n not in PEERS]
         progress(f"starting {len(function_names)} functions-framework process(es)")
         servers = harness.start(Path(tmp), function_names)
         warm_up = render.encode(render.page(["Warm up 2026"]).image, "PNG")
@@ -157,33 +186,19 @@ def main() -> None:
                 paths = images(args.data / data_set, args.limit)
                 for number, path in enumerate(paths, 1):
                     truth = path.with_suffix(".txt").read_text(encoding="utf-8")
-                    data = path.read_bytes()
                     rows_truth = reference_rows(path)
-                    for name in names:  # side by side: every engine sees every image in turn
-                        reading = read(name, servers, data_set, path, data)
-                        scores = harness.score(
-                            truth,
-                            reading.text,
-                            case_insensitive=data_set in CASE_INSENSITIVE,
-                            ignore=IGNORED.get(data_set, ""),
-                        )
-                        rows.append(
-                            {
-                                "set": data_set,
-                                "kind": page_kind(data_set, path.name),
-                                "image": path.name,
-                                "config": name,
-                                **scores,
-                                "table_rows": len(rows_truth),
-                                "rows_read": harness.rows_read(rows_truth, reading.text),
-                                "ms": reading.ms,
-                                "wall_ms": reading.wall_ms,
-                                "cpu_s": reading.cpu_s,
-                                "peak_rss_mb": reading.peak_rss_mb,
-                                **reading.extra,
-                                "text": reading.text,
-                            }
-                        )
+                    for degrees in turns:
+                        data = turned(path, degrees)
+                        source = path
+                        if degrees:  # Tesseract reads a file
+                            source = Path(tmp) / "turned.png"
+                            source.write_bytes(data)
+                        # side by side: every engine sees every image in turn
+                        for name in names:
+                            reading = read(name, servers, data_set, source, data)
+                            rows.append(
+                                row(data_set, path, degrees, name, reading, truth, rows_truth),
+                            )
                     progress(
                         f"{data_set} {number}/{len(paths)} {path.name}  "
                         f"({time.monotonic() - started:.0f} s)"
@@ -199,10 +214,50 @@ def main() -> None:
         "configs": {n: harness.CONFIGS.get(n, TESSERACT_SETTINGS) for n in names},
         "tesseract": tesseract_version,
         "cpus": cpus,
+        "turns": turns,
     }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, ensure_ascii=False))
     progress(f"wrote {args.out}")
-    print(table(rows, sets, names))
+    upright = [r for r in rows if r["turn"] == 0 and r["config"] != TESSERACT_OSD]
+    if upright:
+        print(table(upright, sets, [n for n in names if n != TESSERACT_OSD]))
+    if turns != [0]:
+        print(orientation_table(rows, sets, names, turns))
+
+
+def row(
+    data_set: str,
+    path: Path,
+    degrees: int,
+    name: str,
+    reading: harness.Reading,
+    truth: str,
+    rows_truth: list[str],
+) -> dict:
+    """One image read by one engine at one turn: scores, cost, and the rotation it reported."""
+    scores = harness.score(
+        truth,
+        reading.text,
+        case_insensitive=data_set in CASE_INSENSITIVE,
+        ignore=IGNORED.get(data_set, ""),
+    )
+    if name == TESSERACT_OSD:  # it reads no text: only its answer and its cost
+        scores = dict.fromkeys(scores)
+    found = {"set": data_set, "kind": page_kind(data_set, path.name), "image": path.name}
+    found |= {"turn": degrees, "config": name, **scores}
+    found |= {
+        "table_rows": len(rows_truth),
+        "rows_read": harness.rows_read(rows_truth, reading.text),
+        "ms": reading.ms,
+        "wall_ms": reading.wall_ms,
+        "cpu_s": reading.cpu_s,
+        "peak_rss_mb": reading.peak_rss_mb,
+        **reading.extra,
+        "text": reading.text,
+    }
+    if "rotation" in reading.extra:
+        found["rotation_right"] = reading.extra["rotation"] == (360 - degrees) % 360
+    return found
 
 
 def cpu_ratio(rows: list[dict], baseline: dict[tuple[str, str], float]) -> str:
@@ -271,6 +326,55 @@ def table(rows: list[dict], sets: list[str], names: list[str]) -> str:
         "(the function: timings_ms.total and its worker's CPU; Tesseract: its process). "
         f"CPU × {BASE}: the median over the images of each one's CPU s over {BASE}' on it. "
         "peak RSS MB: median / max (the function: memory.peak_rss_mb; Tesseract: maxrss)."
+    )
+    return "\n".join(lines) + "\n" + notes
+
+
+def orientation_table(rows: list[dict], sets: list[str], names: list[str], turns: list[int]) -> str:
+    """Per set, turn and engine: rotations right, CER against upright, CPU against no_rotate."""
+    lines = [
+        "| set | turn | config | images | rotation right | CER | CER − upright: mean / max "
+        f"| > 0.03 | CPU s | CPU × {UNTURNED} upright |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    upright = {(r["config"], r["set"], r["image"]): r for r in rows if r["turn"] == 0}
+    baseline = {
+        (r["set"], r["image"]): r["cpu_s"]
+        for r in rows
+        if r["turn"] == 0 and r["config"] == UNTURNED
+    }
+    for data_set in sets:
+        for degrees in turns:
+            for name in names:
+                r = [
+                    x
+                    for x in rows
+                    if (x["set"], x["turn"], x["config"]) == (data_set, degrees, name)
+                ]
+                if not r:
+                    continue
+                right = [x for x in r if x.get("rotation_right")]
+                cer = change = over = ""
+                if name != TESSERACT_OSD:
+                    values = [x["cer"] for x in r]
+                    cer = f"{median(values):.3f} / {mean(values):.3f}"
+                    pairs = [(x, upright.get((name, data_set, x["image"]))) for x in r]
+                    diffs = [x["cer"] - u["cer"] for x, u in pairs if u]
+                    if diffs and degrees:
+                        change = f"{mean(diffs):+.3f} / {max(diffs):+.3f}"
+                        over = f"{sum(d > 0.03 for d in diffs)}/{len(diffs)}"
+                lines.append(
+                    f"| {data_set} | {degrees} | {name} | {len(r)} | "
+                    f"{len(right)}/{len(r) if 'rotation' in r[0] else ''} | {cer} | {change} | "
+                    f"{over} | {median([x['cpu_s'] for x in r]):.2f} | {cpu_ratio(r, baseline)} |"
+                )
+    notes = (
+        "\nturn: clockwise, as sent. rotation right: the rotation reported is the turn back "
+        f"to upright ({TESSERACT_OSD}: its `Rotate:`; none where it finds too few characters). "
+        "CER: median / mean. CER − upright: per image, its CER at this turn minus the same "
+        "configuration's upright; > 0.03: images beyond the issue's goal. CPU s: median per "
+        f"image; CPU × {UNTURNED} upright: the median over the images of each one's CPU s over "
+        f"{UNTURNED}' on the same image upright."
     )
     return "\n".join(lines) + "\n" + notes
 

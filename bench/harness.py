@@ -38,8 +38,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "max_side_1600": {"MAX_SIDE": "1600"},  # the shipped default until issue 12
     "max_side_2000": {"MAX_SIDE": "2000"},
     "max_side_1600_cls": {"MAX_SIDE": "1600", "USE_ANGLE_CLS": "true"},
+    "no_rotate": {"AUTO_ROTATE": "false"},  # the shipped function before issue 19
 }
 TESSERACT = "tesseract"  # the peer: not a configuration of the function
+TESSERACT_OSD = "tesseract_osd"  # the peer's orientation detection alone (--psm 0)
+PEERS = (TESSERACT, TESSERACT_OSD)
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -47,18 +50,18 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def define(spec: str) -> str:
     """Add a configuration from `NAME:KEY=VALUE,KEY=VALUE` (the command lines' --define)."""
     name, _, settings = spec.partition(":")
-    if not name or name == TESSERACT or not all("=" in item for item in settings.split(",")):
+    if not name or name in PEERS or not all("=" in item for item in settings.split(",")):
         raise ValueError(f"--define wants NAME:KEY=VALUE[,KEY=VALUE...], not {spec!r}")
     CONFIGS[name] = dict(item.split("=", 1) for item in settings.split(",") if item)
     return name
 
 
 def config_names(names: str) -> list[str]:
-    """Comma-separated names, each a known configuration or the Tesseract peer."""
+    """Comma-separated names, each a known configuration or a Tesseract peer."""
     chosen = [n for n in names.split(",") if n]
-    unknown = [n for n in chosen if n not in CONFIGS and n != TESSERACT]
+    unknown = [n for n in chosen if n not in CONFIGS and n not in PEERS]
     if unknown:
-        known = ", ".join([*CONFIGS, TESSERACT])
+        known = ", ".join([*CONFIGS, *PEERS])
         raise SystemExit(f"unknown configuration(s) {unknown}; known: {known} (or --define)")
     return chosen
 
@@ -116,6 +119,8 @@ def read_with_function(server: Server, data: bytes) -> Reading:
     extra = {"lines": len(body.get("lines", []))}
     if "blocks" in body:  # newer responses group lines into blocks (issue 8)
         extra["blocks"] = len(body["blocks"])
+    if "rotation" in body:  # the turn applied to read the page upright (issue 19)
+        extra["rotation"] = body["rotation"]
     return Reading(
         text=body["text"],
         ms=body["timings_ms"]["total"],
@@ -135,6 +140,30 @@ def read_with_tesseract(path: Path, language: str, psm: int | None = None) -> Re
     command = ["tesseract", str(path), "stdout", "-l", language]
     if psm is not None:
         command += ["--psm", str(psm)]
+    return _tesseract(command)
+
+
+def tesseract_orientation(path: Path) -> Reading:
+    """Tesseract's orientation detection alone (`--psm 0`, the `osd` model): no text, and
+    `extra["rotation"]`, its clockwise turn to upright ("Rotate:"), or None where it finds too
+    few characters to say (it then exits with an error)."""
+    try:
+        reading = _tesseract(["tesseract", str(path), "stdout", "--psm", "0"])
+    except TesseractFailed as failed:
+        reading = failed.reading
+    found = re.search(r"^Rotate: (\d+)", reading.text, re.MULTILINE)
+    reading.extra["rotation"] = int(found.group(1)) if found else None
+    reading.text = ""
+    return reading
+
+
+class TesseractFailed(RuntimeError):
+    def __init__(self, message: str, reading: Reading) -> None:
+        super().__init__(message)
+        self.reading = reading
+
+
+def _tesseract(command: list[str]) -> Reading:
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         started = time.perf_counter()
@@ -145,15 +174,16 @@ def read_with_tesseract(path: Path, language: str, psm: int | None = None) -> Re
         stdout.seek(0), stderr.seek(0)
         text = stdout.read().decode(errors="replace")
         errors = stderr.read().decode(errors="replace")
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {errors}")
-    return Reading(
+    reading = Reading(
         text=text,
         ms=wall_ms,
         wall_ms=wall_ms,
         cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
         peak_rss_mb=round(usage.ru_maxrss / 1024, 1),  # kilobytes on Linux
     )
+    if child.returncode != 0:
+        raise TesseractFailed(f"{' '.join(command)} failed: {errors}", reading)
+    return reading
 
 
 # --- /proc --------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 `bench.accuracy` calls `ensure_tesseract()` itself when its configurations include Tesseract, so
 nobody installs it by hand; `bench.languages` asks for its twelve language packs and the fonts
 it renders with. It uses Debian's packages (`apt-get install tesseract-ocr
-tesseract-ocr-chi-sim ...`); where that is impossible (not root, no apt-get, no network) it stops
-with a message that says what to run, or how to leave the peer out.
+tesseract-ocr-chi-sim tesseract-ocr-osd ...`); where that is impossible (not root, no apt-get,
+no network) it stops with a message that says what to run, or how to leave the peer out.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import shutil
 import subprocess
 import sys
 
-PACKAGES = ["tesseract-ocr", "tesseract-ocr-chi-sim"]
-LANGUAGES = {"eng", "chi_sim"}
+PACKAGES = ["tesseract-ocr", "tesseract-ocr-chi-sim", "tesseract-ocr-osd"]
+LANGUAGES = {"eng", "chi_sim", "osd"}  # osd: orientation and script detection (--psm 0)
 FONTS = ["fonts-dejavu-core", "fonts-liberation"]  # DejaVu Sans/Serif, Liberation Serif/Sans
 
 

@@ -6,8 +6,10 @@ or with OCR_MODEL=v6 rapidocr 3.10's PP-OCRv6 small pair (more languages, more C
 run by ONNX Runtime sessions we configure ourselves, so that memory is ours to bound:
 an arena shrunk after every run (but between a page's detector strips) and no memory
 pattern (nothing of one image is kept for the next), no spinning threads (they burn CPU time a
-1-vCPU instance pays for), and no angle-classifier session unless USE_ANGLE_CLS asks for it.
-The steps that use the models live in `detect` and `recognise`.
+1-vCPU instance pays for), and no per-line angle classifier unless USE_ANGLE_CLS asks for it.
+The text-direction classifier that decides a page's orientation (AUTO_ROTATE, on by default) is
+a session of its own: 0.6 MB of model, run once per page on a few pieces of lines.
+The steps that use the models live in `orientation`, `detect` and `recognise`.
 
 functions-framework imports the function in gunicorn's master process and then forks the worker
 that serves. ONNX Runtime's thread pool does not survive a fork (an engine created before the
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 MODELS = Path(__file__).parent / "models"  # rapidocr's, folded (see function/models/fold.py)
 # OCR_MODEL -> (detector, recogniser) in MODELS
 MODEL_FILES = {"v4": ("det.onnx", "rec.onnx"), "v6": ("v6_det.onnx", "v6_rec.onnx")}
+# rapidocr's text-direction classifier (0 or 180 degrees), in its wheel: too small to fold
+ORIENTER = "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Models:
     recogniser: Model | None
     alphabet: tuple[str, ...]  # CTC class -> character; class 0 is the blank
     classifier: Any = None  # rapidocr's TextClassifier, only with USE_ANGLE_CLS
+    orienter: Model | None = None  # the text-direction classifier, for AUTO_ROTATE
     reference: Any = None  # rapidocr's own RapidOCR, only with MEMORY_OPTIMIZATION=false
 
 
@@ -182,21 +187,28 @@ def load_models(settings: Settings) -> Models:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
 
-    def model(name: str) -> Model:
-        session = ort.InferenceSession(str(MODELS / name), options, providers=providers)
+    def model(path: Path) -> Model:
+        session = ort.InferenceSession(str(path), options, providers=providers)
         return Model(session, run_options, ort.RunOptions())
 
     detector_file, recogniser_file = MODEL_FILES[settings.ocr_model]
-    recogniser = model(recogniser_file)
+    recogniser = model(MODELS / recogniser_file)
     metadata = recogniser.session.get_modelmeta().custom_metadata_map
     characters = metadata["character"].splitlines()
     return Models(
-        detector=model(detector_file),
+        detector=model(MODELS / detector_file),
         recogniser=recogniser,
         # The model's classes: the CTC blank, its character list, and a space at the end.
         alphabet=("", *map(_character, characters), " "),
         classifier=_classifier(settings) if settings.use_angle_cls else None,
+        orienter=model(_in_wheel(ORIENTER)) if settings.auto_rotate else None,
     )
+
+
+def _in_wheel(name: str) -> Path:
+    import rapidocr_onnxruntime
+
+    return Path(rapidocr_onnxruntime.__file__).parent / name
 
 
 def _character(char: str) -> str:

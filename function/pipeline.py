@@ -1,7 +1,8 @@
-"""Image bytes -> OcrResult, in named steps: decode, detect, recognise, space, lay out, result.
+"""Image bytes -> OcrResult, in named steps: decode, orient, detect, recognise, space, lay out.
 A document (documents.py) -> DocumentResult: the same steps page by page, or its text layer.
 
     decode     images.decode        bytes -> a bounded BGR array (never enlarged)
+    orient     orientation.upright  the page turned upright (0/90/180/270), boxes mapped back
     detect     detect.find_lines    line quadrilaterals, on strips of bounded size
                detect.single_line   ... or the whole image, when it is one line
     recognise  recognise.crop/read  each line cut out and read alone, right after the cut
@@ -18,7 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from . import layout, memory
 from .deadline import Deadline
@@ -28,6 +30,11 @@ from .errors import OcrError, OutOfMemory, ShuttingDown, Timeout
 from .images import DecodedImage, decode
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .detect import Quad
+    from .orientation import Turn
+    from .recognise import Reading
+
 Point = tuple[float, float]
 MIN_SCORE = 0.5  # rapidocr's own cut-off: lines read with less confidence are noise
 
@@ -36,7 +43,9 @@ MIN_SCORE = 0.5  # rapidocr's own cut-off: lines read with less confidence are n
 class Line:
     text: str
     score: float
-    box: list[Point]  # four corners, clockwise from top-left, in original-image pixels
+    # Four corners, clockwise from the text's top-left (on a turned page, wherever that lands),
+    # in original-image pixels.
+    box: list[Point]
 
     def to_dict(self) -> dict[str, object]:
         return {"text": self.text, "score": self.score, "box": [list(p) for p in self.box]}
@@ -70,6 +79,7 @@ class OcrResult:
     scale: float
     timings_ms: dict[str, float]
     memory: memory.MemoryReport
+    rotation: int = 0  # degrees clockwise the image as sent was turned to read it upright
 
     @property
     def text(self) -> str:
@@ -81,6 +91,7 @@ class OcrResult:
             "text": self.text,
             "lines": [line.to_dict() for line in self.lines],
             "blocks": [block.to_dict() for block in self.blocks],
+            "rotation": self.rotation,
             "image": {"width": self.width, "height": self.height, "scale": self.scale},
             "timings_ms": self.timings_ms,
             "memory": self.memory.to_dict(),
@@ -180,23 +191,28 @@ def read_page(
         with deadline.hold(decoding):  # a rendered page is a decoded image: one at a time
             page = document.page(number, settings, mode)
         prepared = time.perf_counter()
-        width, height = page.width, page.height
-        if page.image is None:
-            lines = [Line(text, 1.0, box) for text, box in page.lines or []]
-            source, rules, scale = "text_layer", layout.NONE, None
+        width, height, image, layer = page.width, page.height, page.image, page.lines
+        del page  # `image` alone holds the page's pixels: turning it drops the copy as rendered
+        if image is None:
+            # A text layer is read from the page's content, whichever way its text runs: not
+            # turned (its boxes are on the page as displayed, its /Rotate applied, as rendered).
+            lines = [Line(text, 1.0, box) for text, box in layer or []]
+            source, rules, scale, turn = "text_layer", layout.NONE, None, None
         else:
+            from .orientation import upright  # imports OpenCV: see read()
+
+            scale = image.scale
             deadline.check()
             with engine.session(deadline) as models:
-                lines = read(page.image, models, deadline.check)
-            source, scale = "ocr", page.image.scale
-            rules = _rules(page.image, models)
-        del page  # the page's pixels: gone before the next page is rendered
-    if source == "ocr":
-        # Hand the page's freed buffers back now, not after the request: over a long document
-        # glibc's heaps otherwise fragment, and RSS climbed ~1.5 MB a page after page 65 of
-        # bench.documents' 100-page scan. A few ms against a page's seconds of OCR.
-        memory.release()
-    ordered, blocks = lay_out(lines, rules)
+                image, turn, quads, known = upright(image, models, deadline.check)
+                lines = read(image, models, deadline.check, quads, known)
+            source, rules = "ocr", _rules(image, models)  # on the page turned upright
+            del image  # the page's pixels: gone before the next page is rendered
+            # Hand the page's freed buffers back now, not after the request: over a long
+            # document glibc's heaps otherwise fragment, and RSS climbed ~1.5 MB a page after
+            # page 65 of bench.documents' 100-page scan. A few ms against a page's seconds of OCR.
+            memory.release()
+    ordered, blocks = _turned_back(*lay_out(lines, rules), turn)
     finished = time.perf_counter()
     return {
         "page": number,
@@ -208,6 +224,7 @@ def read_page(
         "lines": [line.to_dict() for line in ordered],
         "blocks": [block.to_dict() for block in blocks],
         "scale": scale,
+        "rotation": turn.degrees if turn is not None else 0,
         "timings_ms": {
             "prepare": _ms(prepared - started),  # render or decode, or read the text layer
             "ocr": _ms(finished - prepared),
@@ -246,18 +263,23 @@ def run(
             )
         decoded = time.perf_counter()
         deadline.check()
+        width, height, scale = image.width, image.height, image.scale
         with engine.session(deadline) as models:
-            lines = read(image, models, deadline.check)
+            from .orientation import upright  # imports OpenCV: see read()
+
+            # Rebinding `image`: the copy as sent is dropped once the turned one is made.
+            image, turn, quads, known = upright(image, models, deadline.check)
+            lines = read(image, models, deadline.check, quads, known)
         read_at = time.perf_counter()
-        rules = _rules(image, models)
-    ordered, blocks = lay_out(lines, rules)
+        rules = _rules(image, models)  # on the page turned upright, as its lines
+    ordered, blocks = _turned_back(*lay_out(lines, rules), turn)
     finished = time.perf_counter()
     return OcrResult(
         lines=ordered,
         blocks=blocks,
-        width=image.width,
-        height=image.height,
-        scale=image.scale,
+        width=width,
+        height=height,
+        scale=scale,
         timings_ms={
             "decode": _ms(decoded - started),
             "ocr": _ms(finished - decoded),
@@ -265,11 +287,20 @@ def run(
             "total": _ms(finished - started),
         },
         memory=memory.report(settings),
+        rotation=turn.degrees,
     )
 
 
-def read(image: DecodedImage, models: Models, check: Callable[[], None] = _never) -> list[Line]:
-    """Detect, recognise and space every line, top to bottom; boxes in original pixels."""
+def read(
+    image: DecodedImage,
+    models: Models,
+    check: Callable[[], None] = _never,
+    quads: list[Quad] | None = None,
+    known: Reading | None = None,
+) -> list[Line]:
+    """Detect (unless `quads` were found already), recognise and space every line, top to
+    bottom; boxes in original pixels. `known`: the reading of the image as one line
+    (`detect.single_line` of `quads`), if orienting it read it already."""
     # Imported here, where the models are loaded: OpenCV that cannot load (a missing system
     # library) then fails the engine (`engine_failed`), not the import of the function.
     from . import detect, recognise, spacing
@@ -278,7 +309,8 @@ def read(image: DecodedImage, models: Models, check: Callable[[], None] = _never
         found, _elapsed = models.reference(image.bgr)
         return [_line(image, box, text, float(score)) for box, text, score in found or []]
     height, width = image.bgr.shape[:2]
-    quads = detect.find_lines(image.bgr, models.detector, check)
+    if quads is None:
+        quads = detect.find_lines(image.bgr, models.detector, check)
     whole = detect.single_line(height, width, quads)
     if whole is not None:
         quads = [whole]
@@ -288,7 +320,10 @@ def read(image: DecodedImage, models: Models, check: Callable[[], None] = _never
         crop = recognise.crop(image.bgr, quad)
         if models.classifier is not None:
             (crop,), _angles, _elapsed = models.classifier([crop])
-        reading = recognise.read(crop, models.recogniser, models.alphabet)
+        if known is None:
+            reading = recognise.read(crop, models.recogniser, models.alphabet)
+        else:  # the one line, read to orient it
+            reading = known
         text = spacing.spaced(reading, crop)
         if text and reading.score >= MIN_SCORE:
             lines.append(_line(image, quad.tolist(), text, reading.score))
@@ -328,6 +363,17 @@ def lay_out(lines: list[Line], rules: layout.Rules | None) -> tuple[list[Line], 
         indices = tuple(range(start, len(ordered)))
         blocks.append(Block(indices, _corners(block.box), kind=block.kind, rows=rows))
     return ordered, blocks
+
+
+def _turned_back(
+    lines: list[Line], blocks: list[Block], turn: Turn | None
+) -> tuple[list[Line], list[Block]]:
+    """Lines and blocks laid out on the page turned upright, their boxes on the page as sent."""
+    if turn is None or not turn.degrees:
+        return lines, blocks
+    lines = [replace(line, box=[turn.back(*p) for p in line.box]) for line in lines]
+    blocks = [replace(block, box=[turn.back(*p) for p in block.box]) for block in blocks]
+    return lines, blocks
 
 
 def _corners(box: layout.Box) -> list[Point]:

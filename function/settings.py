@@ -43,6 +43,7 @@ class Settings:
     memory_optimization: bool = True
     use_angle_cls: bool = False
     ocr_model: str = "v4"
+    auto_rotate: bool = True
     memory_attention_mb: int = 1024
     memory_warning_mb: int = 2048
     ocr_threads: int = 1
@@ -76,6 +77,7 @@ class Settings:
             memory_optimization=reader.boolean("MEMORY_OPTIMIZATION", cls.memory_optimization),
             use_angle_cls=reader.boolean("USE_ANGLE_CLS", cls.use_angle_cls),
             ocr_model=reader.choice("OCR_MODEL", cls.ocr_model, OCR_MODELS),
+            auto_rotate=reader.boolean("AUTO_ROTATE", cls.auto_rotate),
             memory_attention_mb=reader.integer(
                 "MEMORY_ATTENTION_MB", cls.memory_attention_mb, 1, 1 << 20
             ),

@@ -39,6 +39,7 @@ class TextPage:
 class ScanPage:
     lines: list[str]
     pixels: tuple[int, int] = (850, 1200)  # the scan's size: about 100 dpi on A4
+    turned: int = 0  # degrees clockwise the sheet was turned in the scanner (size turns too)
 
 
 def scan_image(lines: list[str], pixels: tuple[int, int] = (850, 1200)) -> Image.Image:
@@ -77,8 +78,9 @@ def pdf(
             )
             resources = b"<< /Font << /F1 %d 0 R >> >>" % (scrambled if page.scrambled else font)
         else:
-            jpeg = render.encode(scan_image(page.lines, page.pixels), "JPEG", quality=90)
-            width, height = page.pixels
+            scan = scan_image(page.lines, page.pixels).rotate(-page.turned, expand=True)
+            jpeg = render.encode(scan, "JPEG", quality=90)
+            width, height = scan.size
             image = add(
                 _stream(
                     b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "

@@ -116,8 +116,9 @@ def test_integer_settings_accept_their_range_and_name_the_variable_otherwise(nam
 @settings(max_examples=150, deadline=None)
 @given(env=st.dictionaries(
     st.sampled_from([*INTEGERS, "ENABLE_GC_AFTER_REQUEST", "MEMORY_OPTIMIZATION", "USE_ANGLE_CLS",
-                     "MEMORY_ATTENTION_MB", "MEMORY_WARNING_MB", "LOG_LEVEL", "LOG_FORMAT",
-                     "OUTPUT_PREFIX", "OUTPUT_BUCKET", "WORKERS", "OCR_PROCESS_POOL_SIZE"]),
+                     "AUTO_ROTATE", "MEMORY_ATTENTION_MB", "MEMORY_WARNING_MB", "LOG_LEVEL",
+                     "LOG_FORMAT", "OUTPUT_PREFIX", "OUTPUT_BUCKET", "WORKERS",
+                     "OCR_PROCESS_POOL_SIZE"]),
     st.text(max_size=12),
 ))  # fmt: skip
 def test_any_environment_gives_settings_or_one_clear_error(env):

@@ -20,6 +20,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.memory_optimization is True
     assert settings.use_angle_cls is False
     assert settings.ocr_model == "v4"
+    assert settings.auto_rotate is True
     assert (settings.memory_attention_mb, settings.memory_warning_mb) == (1024, 2048)
     assert settings.log_level == "WARNING"
     assert settings.ocr_threads == available_cpus()
@@ -34,6 +35,7 @@ def test_values_are_parsed():
             "ENABLE_GC_AFTER_REQUEST": "False",
             "MEMORY_OPTIMIZATION": "no",
             "USE_ANGLE_CLS": "on",
+            "AUTO_ROTATE": "false",
             "LOG_LEVEL": "info",
             "OCR_THREADS": "3",
             "OUTPUT_PREFIX": "text",
@@ -49,6 +51,7 @@ def test_values_are_parsed():
     assert settings.enable_gc_after_request is False
     assert settings.memory_optimization is False
     assert settings.use_angle_cls is True
+    assert settings.auto_rotate is False
     assert settings.log_level == "INFO"
     assert settings.ocr_threads == 3
     assert settings.output_prefix == "text/"
@@ -65,6 +68,7 @@ def test_values_are_parsed():
         ("MAX_PIXELS", "300000000", "an integer from 10000 to 178956970"),
         ("ENABLE_GC_AFTER_REQUEST", "maybe", "true or false"),
         ("MEMORY_OPTIMIZATION", "2", "true or false"),
+        ("AUTO_ROTATE", "sideways", "true or false"),
         ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING"),
         ("MAX_PAGES", "0", "an integer from 1 to 100000"),
         ("PDF_DPI", "10", "an integer from 36 to 1200"),
