@@ -8,7 +8,11 @@ Modules, in the order a request meets them:
     http      - request body -> image bytes, errors -> HTTP responses, one log entry each
       web/index.html - the page a browser gets at GET /: drop an image, see text and boxes
     storage   - Cloud Storage event -> bounded download -> OCR -> result object, retry or not
-    backfill  - a Cloud Run job's task: its share of a bucket's objects, each through storage
+      checkpoints - a document's pages saved one by one, what a stopped attempt resumes from
+      gcs_client  - one Cloud Storage client per process, the retry and timeout of every call
+    backfill/ - a Cloud Run job's task: its share of a bucket's objects, each through storage
+      progress  - counts, rate and ETA: logged, and drawn as a bar in a terminal
+      __main__  - the command line: python -m function.backfill BUCKET ...
     service   - the process's settings, cached engine, and the admission gate in front of it
     deadline  - REQUEST_TIMEOUT_SECONDS per request: 504 instead of holding the engine
     shutdown  - SIGTERM: every request answered within the platform's 10 s grace

@@ -11,9 +11,10 @@ gate; and the result is written with a compare-and-swap on the result object's g
 duplicate delivery never writes twice and a stale one never replaces a newer result.
 
 A document (a PDF or a multi-page TIFF) is read page by page, and each page is checkpointed as
-a small object when it is read (`Checkpoints`), so an attempt stopped by its deadline raises for
-a retry that resumes after the last page in: no page is lost or read twice, and the result is
-written once, from every page, after which the checkpoints are deleted. See docs/documents.md.
+a small object when it is read (`function.checkpoints`), so an attempt stopped by its deadline
+raises for a retry that resumes after the last page in: no page is lost or read twice, and the
+result is written once, from every page, after which the checkpoints are deleted. See
+docs/documents.md.
 
 What happens next is decided by the error: permanent ones (`OcrError.permanent`: not an image,
 too large, a bomb, the object gone, a malformed event) are logged and acknowledged, with an error
@@ -23,24 +24,23 @@ enabled tries again. Every write is a single request: a result object is complet
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import io
 import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from cloudevents.http import CloudEvent
 from google.api_core.exceptions import NotFound, PreconditionFailed
 from google.cloud import storage as gcs
-from google.cloud.storage.retry import DEFAULT_RETRY
 
 from . import documents
+from .checkpoints import Checkpoints, read_document
 from .deadline import Deadline
 from .errors import BadEvent, ObjectGone, OcrError, TooLarge, UnsupportedMediaType
+from .gcs_client import MAX_NAME_BYTES, RETRY, TIMEOUT_SECONDS, client
 from .images import is_accepted_media_type
 from .service import Service
 
@@ -48,12 +48,6 @@ log = logging.getLogger("function.invocation")
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 SOURCE_GENERATION = "ocr-source-generation"  # custom metadata of every result object
-_MAX_NAME_BYTES = 1024  # Cloud Storage's limit on an object name, in UTF-8 bytes
-
-# Each storage call retries transient failures for a few seconds; past that the event fails
-# and the platform's own retry (with backoff) takes over.
-_RETRY = DEFAULT_RETRY.with_timeout(5.0)
-_TIMEOUT_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -166,19 +160,19 @@ def process(
         return "skipped"  # a folder placeholder, as the console creates: nothing to read
     bucket = client().bucket(output_bucket)
     result_name = f"{settings.output_prefix}{source.name}.json"
-    if len(result_name.encode()) > _MAX_NAME_BYTES:  # a write that could never succeed
+    if len(result_name.encode()) > MAX_NAME_BYTES:  # a write that could never succeed
         raise BadEvent(
             f"The result's name would be {len(result_name.encode())} bytes, over Cloud "
-            f"Storage's {_MAX_NAME_BYTES}: shorten the object's name or OUTPUT_PREFIX."
+            f"Storage's {MAX_NAME_BYTES}: shorten the object's name or OUTPUT_PREFIX."
         )
     fields["result"] = f"gs://{output_bucket}/{result_name}"
-    existing = bucket.get_blob(result_name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+    existing = bucket.get_blob(result_name, retry=RETRY, timeout=TIMEOUT_SECONDS)
     if _covers(existing, source):
         return "duplicate"
     if dry_run:
         return "pending"
-    deadline = service.deadline()  # from here: REQUEST_TIMEOUT_SECONDS, or SIGTERM's budget
-    checkpoints = Checkpoints(bucket, f"{settings.output_prefix}{source.name}", source)
+    deadline = service.deadline()  # from here: REQUESTTIMEOUT_SECONDS, or SIGTERM's budget
+    checkpoints = Checkpoints(bucket, f"{settings.output_prefix}{source.name}", source.generation)
     try:
         body = _recognise(source, service, fields, deadline, checkpoints, share)
         if body is None:
@@ -221,7 +215,7 @@ def _recognise(
         if document is not None:
             del data  # the document holds what it needs of it
             try:
-                return _read_document(document, service, fields, deadline, checkpoints, share)
+                return read_document(document, service, fields, deadline, checkpoints, share)
             finally:
                 document.close()
         if share is not None and not share(1):
@@ -239,120 +233,12 @@ def _recognise(
     return result.to_dict()
 
 
-def _read_document(
-    document: documents.Document,
-    service: Service,
-    fields: dict[str, object],
-    deadline: Deadline,
-    checkpoints: Checkpoints,
-    share: Callable[[int], list[int]] | None,
-) -> dict[str, object] | None:
-    """The pages of `share` not checkpointed yet, each checkpointed as it is read; then the
-    result, if every page is in by now (else None: another caller's pages are still to come).
-
-    Stopped by the deadline (or SIGTERM, or memory) part-way, raise that transient error: the
-    platform retries the event, and the retry starts after the last checkpointed page.
-    """
-    numbers = documents.chosen_pages(document.count, None, service.settings.max_pages)
-    mine = numbers if share is None else share(document.count)
-    done = checkpoints.pages()
-    todo = [number for number in mine if number not in done]
-    result = service.read_document(document, todo, deadline, on_page=checkpoints.save)
-    fields.update(
-        document=document.kind,
-        page_count=document.count,
-        pages_resumed=len(done),
-        pages_read=len(result.pages),
-        pages_not_read=len(result.not_read),
-        peak_rss_mb=result.memory.peak_rss_mb,
-        memory_level=result.memory.level,
-    )
-    if result.stopped is not None:
-        raise result.stopped
-    read = {int(page["page"]): page for page in result.pages}
-    if share is not None:
-        done = checkpoints.pages()  # others' too: whoever checkpoints last sees them all
-    if not set(numbers) <= done | set(read):
-        return None
-    pages = [*read.values(), *checkpoints.load(set(numbers) - set(read))]
-    pages.sort(key=lambda page: int(page["page"]))
-    return dataclasses.replace(result, pages=pages).to_dict()
-
-
-class Checkpoints:
-    """A document's pages, one small object each, as they are read: what a retry resumes from.
-
-    `{OUTPUT_PREFIX}{name}.pages/{generation}/{page:06d}.json`, each written once
-    (ifGenerationMatch=0: a duplicate delivery's copy of a page is dropped, not written twice),
-    and deleted once the result object is written. Under the output prefix, so never OCR'd.
-    """
-
-    def __init__(self, bucket: gcs.Bucket, stem: str, source: Source) -> None:
-        self._bucket = bucket
-        self.used = False  # a document was opened: there may be checkpoints to delete
-        self.prefix = f"{stem}.pages/{source.generation}/"
-        if len(f"{self.prefix}000000.json".encode()) > _MAX_NAME_BYTES:
-            self.prefix = ""  # only a document needs them; `pages` refuses it then
-
-    def _listing(self) -> Iterator[gcs.Blob]:
-        if not self.prefix:
-            raise BadEvent(
-                f"The page checkpoints' names would be over Cloud Storage's {_MAX_NAME_BYTES} "
-                "bytes: shorten the document's name or OUTPUT_PREFIX."
-            )
-        return self._bucket.list_blobs(
-            prefix=self.prefix, fields="items(name),nextPageToken", retry=_RETRY, timeout=60
-        )
-
-    def pages(self) -> set[int]:
-        """The page numbers checkpointed so far (names only: one listing request per 1000)."""
-        self.used = True
-        return {int(blob.name[len(self.prefix) : -len(".json")]) for blob in self._listing()}
-
-    def load(self, numbers: set[int]) -> list[dict[str, object]]:
-        """Those pages' results, read back for the final object."""
-        return [
-            json.loads(
-                self._bucket.blob(self._name(number)).download_as_bytes(
-                    retry=_RETRY, timeout=_TIMEOUT_SECONDS
-                )
-            )
-            for number in sorted(numbers)
-        ]
-
-    def save(self, page: dict[str, object]) -> None:
-        try:
-            self._bucket.blob(self._name(int(page["page"]))).upload_from_string(
-                json.dumps(page, ensure_ascii=False),
-                content_type="application/json; charset=utf-8",
-                if_generation_match=0,
-                retry=_RETRY,
-                timeout=_TIMEOUT_SECONDS,
-            )
-        except PreconditionFailed:  # a concurrent delivery checkpointed this page first
-            log.info("page checkpoint %s was already written", self._name(int(page["page"])))
-
-    def delete(self) -> None:
-        """Best effort: a checkpoint left behind is logged, never a reason to retry."""
-        if not self.used:
-            return
-        try:
-            for blob in self._listing():
-                with suppress(NotFound):  # a concurrent delivery deleted it first
-                    blob.delete(retry=_RETRY, timeout=_TIMEOUT_SECONDS)
-        except Exception as exc:
-            log.warning("page checkpoints under %s left behind: %s", self.prefix, exc)
-
-    def _name(self, number: int) -> str:
-        return f"{self.prefix}{number:06d}.json"
-
-
 def _download(source: Source, limit: int) -> bytes:
     """Exactly the event's generation, streamed into one buffer that cannot grow past `limit`."""
     blob = client().bucket(source.bucket).blob(source.name, generation=source.generation)
     buffer = _BoundedBuffer(limit)
     try:
-        blob.download_to_file(buffer, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+        blob.download_to_file(buffer, retry=RETRY, timeout=TIMEOUT_SECONDS)
     except NotFound:
         raise ObjectGone(
             f"gs://{source.bucket}/{source.name} generation {source.generation} no longer "
@@ -398,25 +284,15 @@ def _write(blob: gcs.Blob, body: dict[str, object], source: Source, replaces: in
             json.dumps(body, ensure_ascii=False),
             content_type="application/json; charset=utf-8",
             if_generation_match=replaces,
-            retry=_RETRY,
-            timeout=_TIMEOUT_SECONDS,
+            retry=RETRY,
+            timeout=TIMEOUT_SECONDS,
         )
     except PreconditionFailed:
-        current = blob.bucket.get_blob(blob.name, retry=_RETRY, timeout=_TIMEOUT_SECONDS)
+        current = blob.bucket.get_blob(blob.name, retry=RETRY, timeout=TIMEOUT_SECONDS)
         if _covers(current, source):
             return False
         raise
     return True
-
-
-@functools.cache
-def client() -> gcs.Client:
-    """One client per process, made on first use (after the fork), reusing its connections.
-
-    With STORAGE_EMULATOR_HOST set, google-cloud-storage talks to that emulator with anonymous
-    credentials and needs no project.
-    """
-    return gcs.Client()
 
 
 def _log(fields: dict[str, object], started: float) -> None:

@@ -376,7 +376,7 @@ def test_gcloud_uploads_exactly_what_terraform_archives():
     # The same upload builds the backfill job (`gcloud run jobs deploy --source` reads only the
     # root .gcloudignore): its Python version, its module, and every local path that
     # requirements.txt installs from.
-    assert {".python-version", "function/backfill.py", "requirements.txt"} <= set(listed)
+    assert {".python-version", "function/backfill/__main__.py", "requirements.txt"} <= set(listed)
     for local in re.findall(r"^\./(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE):
         assert f"{local.rstrip('/')}/pyproject.toml" in listed
     assert not list(DEPLOY.glob("*gcloudignore")), "gcloud would not read it"

@@ -28,44 +28,41 @@ Exit status: 0 every object of the share is done (error results and refusals inc
 1 some objects failed in a way a retry can fix (storage errors, out of memory): the job retries
 the task, which skips what is done; 2 bad arguments or a bucket that cannot be listed;
 130/143 stopped by SIGINT/SIGTERM before the share was done (after finishing the object in hand).
+
+Here: a task's place in the job and its share (`Task`, `share`), and the run loop (`run`).
+`progress.py` counts and reports it; `__main__.py` is the command line.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 
 from google.api_core.exceptions import Forbidden, NotFound
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from . import logs, shutdown, storage
-from .errors import Timeout
-from .service import Service
-from .settings import Settings, SettingsError
+from .. import shutdown, storage
+from ..errors import Timeout
+from ..gcs_client import client
+from ..service import Service
+from ..settings import Settings, SettingsError
+from .progress import Progress, Terminal
 
 log = logging.getLogger("function.backfill")
 
 PAGE_SIZE = 1000  # objects per listing page: Cloud Storage's maximum
-PROGRESS_SECONDS = 10.0  # a structured progress entry at most this often (and at the end)
 PAGES_PER_UNIT = 10  # a document's pages are shared out among the tasks in runs of this many
 MAX_FAILURES_IN_A_ROW = 10  # storage is down or the instance is broken: let the retry start over
 FAILURES_LISTED = 50  # failed objects named in the final entry (the log has each of them)
 _LISTED_FIELDS = "items(name,generation,contentType,size,updated),nextPageToken"
 _DOCUMENT_TYPES = ("application/pdf", "image/tiff")
 _DOCUMENT_SUFFIXES = (".pdf", ".tif", ".tiff")
-
-# Outcomes of `storage.process` (plus `failed`: it raised) and where progress counts them.
-DONE = ("written", "error_written", "pages_written")
-SKIPPED = ("skipped", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -124,78 +121,6 @@ class Options:
     page_size: int = PAGE_SIZE
 
 
-@dataclass
-class Progress:
-    """Counts of this task's share, with rate and ETA, logged and (in a terminal) drawn."""
-
-    task: Task
-    total: int | None = None
-    outcomes: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, object]] = field(default_factory=list)
-    pages: int = 0
-    listing_seconds: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    _logged: float = field(default_factory=time.monotonic)
-
-    pages_read: int = 0  # pages this task read: 1 per image, its own pages of a document
-
-    def count(self, outcome: str, pages: int = 0) -> None:
-        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        self.pages_read += pages
-
-    def _sum(self, outcomes: tuple[str, ...]) -> int:
-        return sum(self.outcomes.get(outcome, 0) for outcome in outcomes)
-
-    @property
-    def handled(self) -> int:
-        return sum(self.outcomes.values())
-
-    def fields(self) -> dict[str, object]:
-        elapsed = time.monotonic() - self.started
-        rate = self.handled / elapsed if elapsed > 0 else 0.0
-        remaining = max((self.total or 0) - self.handled, 0)
-        return {
-            "task_index": self.task.index,
-            "task_count": self.task.count,
-            "task_attempt": self.task.attempt,
-            "done": self._sum(DONE),
-            "skipped": self._sum(SKIPPED),
-            "refused": self.outcomes.get("refused", 0),
-            "failed": self.outcomes.get("failed", 0),
-            "pending": self.outcomes.get("pending", 0),  # dry run: what a real run would OCR
-            "handled": self.handled,
-            "total": self.total,
-            "outcomes": dict(self.outcomes),
-            "elapsed_s": round(elapsed, 1),
-            "objects_per_s": round(rate, 3),
-            "pages_read": self.pages_read,
-            "pages_per_s": round(self.pages_read / elapsed, 3) if elapsed > 0 else 0.0,
-            "eta_s": round(remaining / rate, 1) if rate > 0 and self.total is not None else None,
-            "list_pages": self.pages,
-            "list_ms_per_page": (
-                round(self.listing_seconds / self.pages * 1000, 1) if self.pages else None
-            ),
-        }
-
-    def log(self, message: str, level: int = logging.INFO, force: bool = True, **extra) -> None:
-        if not force and time.monotonic() - self._logged < PROGRESS_SECONDS:
-            return
-        self._logged = time.monotonic()
-        log.log(level, message, extra={"json_fields": {**self.fields(), **extra}})
-
-    def bar(self) -> str:
-        f = self.fields()
-        total = self.total or 0
-        width = 30
-        filled = width * self.handled // total if total else 0
-        eta = f"ETA {f['eta_s']:.0f} s" if f["eta_s"] is not None else ""
-        return (
-            f"[{'#' * filled}{'.' * (width - filled)}] {self.handled}/{total}  "
-            f"done {f['done']} skipped {f['skipped']} failed {f['failed']}  "
-            f"{f['objects_per_s']:.2f}/s {eta}"
-        )
-
-
 class Stop:
     """SIGTERM (Cloud Run stops a task with it, then SIGKILLs 10 s later) or SIGINT: finish the
     object in hand (of a document, the page in hand, within shutdown's budget), write nothing
@@ -220,7 +145,7 @@ def share(
     """This task's objects, in listing order, one page of the listing in memory at a time: the
     images it owns, and (except in a dry run) every document, of which it reads its pages."""
     for start, end in _ranges(options.bucket, settings):
-        listing = storage.client().list_blobs(
+        listing = client().list_blobs(
             options.bucket,
             prefix=options.prefix or None,
             start_offset=start,
@@ -298,7 +223,7 @@ def run(options: Options, task: Task, service: Service, stop: Stop) -> int:
         count_seconds=round(time.monotonic() - counting.started, 1),
         list_ms_per_page=counting.fields()["list_ms_per_page"],
     )
-    terminal = _Terminal.attach(progress)
+    terminal = Terminal.attach(progress)
     in_a_row = 0
     for source in share(options, task, service.settings, progress, stop):
         if options.limit is not None and progress.handled >= options.limit:
@@ -386,116 +311,3 @@ def _stopped(progress: Progress, stop: Stop) -> int:
         level=logging.WARNING,
     )
     return 128 + int(stop.signal)
-
-
-class _Terminal:
-    """A one-line progress bar on stdout when it is a terminal; log lines clear it first."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self._progress = progress
-        self._filter = _ClearLine()
-
-    @classmethod
-    def attach(cls, progress: Progress) -> _Terminal:
-        if not sys.stdout.isatty():
-            return cls(None)
-        terminal = cls(progress)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(terminal._filter)
-        return terminal
-
-    def draw(self) -> None:
-        if self._progress is not None:
-            sys.stdout.write("\r" + self._progress.bar() + "\x1b[K")
-            sys.stdout.flush()
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self.draw()
-            sys.stdout.write("\n")
-            for handler in logging.getLogger().handlers:
-                handler.removeFilter(self._filter)
-            self._progress = None
-
-
-class _ClearLine(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        sys.stdout.write("\r\x1b[K")
-        sys.stdout.flush()
-        return True
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 date or time; without a zone, UTC."""
-    try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected an ISO 8601 time such as 2026-11-01 or 2026-11-01T12:00:00Z"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer of at least 1")
-    return value
-
-
-def parser() -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(
-        prog="python -m function.backfill",
-        description="OCR the objects a bucket already holds (this task's share of them) into "
-        "the result objects the Cloud Storage trigger writes.",
-    )
-    cli.add_argument("bucket", help="the bucket to read (results go where the trigger's go)")
-    cli.add_argument("--prefix", default="", help="only objects whose name starts with this")
-    cli.add_argument(
-        "--since",
-        type=parse_time,
-        help="only objects updated at or after this time (ISO 8601; UTC unless a zone is given)",
-    )
-    cli.add_argument(
-        "--limit", type=_positive, help="stop after this many objects of this task's share"
-    )
-    cli.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="decide and count as a real run would, but download and write nothing",
-    )
-    cli.add_argument("--page-size", type=_positive, default=PAGE_SIZE, help=argparse.SUPPRESS)
-    return cli
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    options = Options(
-        bucket=args.bucket,
-        prefix=args.prefix,
-        since=args.since,
-        limit=args.limit,
-        dry_run=args.dry_run,
-        page_size=min(args.page_size, PAGE_SIZE),
-    )
-    try:
-        settings = Settings.from_env()
-        task = Task.from_env()
-    except SettingsError as exc:
-        print(f"backfill: {exc}", file=sys.stderr)
-        return 2
-    if settings.log_format == "auto" and os.environ.get("CLOUD_RUN_JOB"):
-        settings = dataclasses.replace(settings, log_format="json")  # a job has no K_SERVICE
-    logs.configure(settings)
-    log.setLevel(logging.INFO)  # progress is what a task's log is for, whatever LOG_LEVEL says
-    stop = Stop()
-    service = Service(settings)  # its engine loads on the first object that needs it
-    try:
-        return run(options, task, service, stop)
-    except Exception:  # the listing failed past its retries: the job's retry starts over
-        log.exception("backfill task %d failed; exit 1 to be retried", task.index)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
