@@ -11,6 +11,7 @@ Modules, in the order a request meets them:
       checkpoints - a document's pages saved one by one, what a stopped attempt resumes from
       gcs_client  - one Cloud Storage client per process, the retry and timeout of every call
     backfill/ - a Cloud Run job's task: its share of a bucket's objects, each through storage
+      task      - the task's place in the job: which objects and which document pages are its
       progress  - counts, rate and ETA: logged, and drawn as a bar in a terminal
       __main__  - the command line: python -m function.backfill BUCKET ...
     service   - the process's settings, cached engine, and the admission gate in front of it

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from function.backfill import PAGES_PER_UNIT, Task
+from function.backfill.task import PAGES_PER_UNIT, Task
 from tests import pdfs, render
 from tests.conftest import ROOT, free_port
 from tests.emulator import Emulator

@@ -29,15 +29,14 @@ Exit status: 0 every object of the share is done (error results and refusals inc
 the task, which skips what is done; 2 bad arguments or a bucket that cannot be listed;
 130/143 stopped by SIGINT/SIGTERM before the share was done (after finishing the object in hand).
 
-Here: a task's place in the job and its share (`Task`, `share`), and the run loop (`run`).
-`progress.py` counts and reports it; `__main__.py` is the command line.
+Here: this task's objects from the listing (`share`) and the run loop (`run`). `task.py` is
+the task's place in the job and the hash split (`Task`: which objects, which pages of a
+document); `progress.py` counts and reports; `__main__.py` is the command line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -51,64 +50,18 @@ from .. import shutdown, storage
 from ..errors import Timeout
 from ..gcs_client import client
 from ..service import Service
-from ..settings import Settings, SettingsError
+from ..settings import Settings
 from .progress import Progress, Terminal
+from .task import Task
 
 log = logging.getLogger("function.backfill")
 
 PAGE_SIZE = 1000  # objects per listing page: Cloud Storage's maximum
-PAGES_PER_UNIT = 10  # a document's pages are shared out among the tasks in runs of this many
 MAX_FAILURES_IN_A_ROW = 10  # storage is down or the instance is broken: let the retry start over
 FAILURES_LISTED = 50  # failed objects named in the final entry (the log has each of them)
 _LISTED_FIELDS = "items(name,generation,contentType,size,updated),nextPageToken"
 _DOCUMENT_TYPES = ("application/pdf", "image/tiff")
 _DOCUMENT_SUFFIXES = (".pdf", ".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class Task:
-    """This task's place in the job, as Cloud Run jobs set it."""
-
-    index: int = 0
-    count: int = 1
-    attempt: int = 0
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | os._Environ = os.environ) -> Task:
-        try:
-            task = cls(
-                index=int(env.get("CLOUD_RUN_TASK_INDEX", "0")),
-                count=int(env.get("CLOUD_RUN_TASK_COUNT", "1")),
-                attempt=int(env.get("CLOUD_RUN_TASK_ATTEMPT", "0")),
-            )
-        except ValueError:
-            task = cls(-1, 0)
-        if not 0 <= task.index < task.count:
-            raise SettingsError(
-                "CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_COUNT must be integers with "
-                "0 <= index < count (Cloud Run jobs set them)."
-            )
-        return task
-
-    def owns(self, name: str) -> bool:
-        """Whether the object `name` is this task's: a hash of the name, not the listing order,
-        so the split is even, and the same whatever else the bucket holds."""
-        return self._first(name) == self.index
-
-    def pages(self, name: str, count: int) -> list[int]:
-        """This task's pages of the document `name` of `count` pages: runs of PAGES_PER_UNIT
-        dealt round the tasks, the first run to the task that `owns` the name (so page 1 of 1,
-        an image, is that task's too)."""
-        first = self._first(name)
-        return [
-            page
-            for page in range(1, count + 1)
-            if (first + (page - 1) // PAGES_PER_UNIT) % self.count == self.index
-        ]
-
-    def _first(self, name: str) -> int:
-        digest = hashlib.sha256(name.encode()).digest()
-        return int.from_bytes(digest[:8], "big") % self.count
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from .. import logs
 from ..service import Service
 from ..settings import Settings, SettingsError
-from . import PAGE_SIZE, Options, Stop, Task, log, run
+from . import PAGE_SIZE, Options, Stop, log, run
+from .task import Task
 
 
 def parse_time(text: str) -> datetime:

@@ -9,10 +9,8 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from . import Task
+from .task import Task
 
 log = logging.getLogger("function.backfill")
 
