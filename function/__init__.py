@@ -19,12 +19,14 @@ Modules, in the order a request meets them:
     shutdown  - SIGTERM: every request answered within the platform's 10 s grace
     pipeline  - the steps below in order, with timings and memory -> the result schema
     documents - PDFs (PDFium) and multi-page TIFFs, one page at a time; text layers judged
-      images    - decode: bomb checks, EXIF orientation, colour modes, shrink, never enlarge
-      detect    - line quadrilaterals from the detector on bounded strips; one-line images
-      recognise - each line cut out and read alone, with its characters' places
-      spacing   - word spaces from the model's odds and the line's pixels (none in CJK)
-      layout    - lines -> blocks and columns, in reading order
-    engine    - the models (PP-OCRv4 detector and recogniser), loaded once, one image at a time
+      images      - decode: bomb checks, EXIF orientation, colour modes, shrink, never enlarge
+      orientation - a page turned 90/180/270 found and turned upright (AUTO_ROTATE)
+      detect      - line quadrilaterals from the detector on bounded strips; one-line images
+      recognise   - each line cut out and read alone, with its characters' places
+      spacing     - word spaces from the model's odds and the line's pixels (none in CJK)
+      layout/     - lines -> blocks in reading order: rules, tables, columns, rows and cells
+    engine    - the models (PP-OCRv4, or PP-OCRv6 with OCR_MODEL=v6), loaded once, one image at
+                a time
     allocator - glibc's arenas and mmap threshold, set from inside the process
     memory    - resident memory now and at peak, the instance limit, alert levels
     cgroups   - where the platform's memory and CPU limits for this process are written
