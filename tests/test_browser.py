@@ -27,7 +27,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests import render
+from tests import pdfs, render
 from tests.conftest import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -41,6 +41,7 @@ FIRST_BLOCK, SECOND_BLOCK = (0xD6, 0x27, 0x28), (0x00, 0x72, 0xB2)
 
 ENGLISH = ["Invoice 2026-117", "Total due 42.50 EUR"]
 CHINESE = ["发票号码 12345", "合计金额 人民币"]
+SCANNED = ["Delivery note 88", "Received in good order"]
 
 
 def install_chromium() -> None:
@@ -190,6 +191,7 @@ def test_reads_an_upload_and_draws_each_line_where_it_is(browser, server, two_bl
         "return [...document.querySelectorAll('#text .block')].map(p => p.lang)"
     )
     assert langs == ["", "zh"]
+    assert not browser.find_element("id", "no-preview").is_displayed()  # the image is shown
     stats = browser.find_element("id", "stats").text
     assert "Peak RSS" in stats and "Total" in stats and "Blocks\n2" in stats
 
@@ -309,3 +311,32 @@ def test_keyboard_and_a_phone_sized_screen(browser, server, two_blocks):
         assert image_right <= viewport and text_top >= image_bottom  # stacked, not squeezed
     finally:
         browser.set_window_size(*WINDOW)
+
+
+def test_a_pdf_shows_each_pages_text_in_order_and_says_there_is_no_preview(
+    browser, server, tmp_path
+):
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(pdfs.pdf([pdfs.TextPage(ENGLISH), pdfs.ScanPage(SCANNED)]))
+    console_errors(browser)  # drop what earlier tests logged: only this page's errors count
+    open_page(browser, server.url)
+    upload(browser, path)
+    wait_for_answer(browser)
+
+    assert not browser.find_element("id", "error").is_displayed()
+    sections = browser.find_elements("css selector", "#text section.page")
+    headings = [section.find_element("tag name", "h3").text for section in sections]
+    assert headings == ["Page 1 of 2 · text layer", "Page 2 of 2 · read by OCR"]
+    first, second = (squash(section.text) for section in sections)
+    assert all(squash(line) in first for line in ENGLISH), first
+    assert all(squash(line) in second for line in SCANNED), second
+    assert not any(squash(line) in first for line in SCANNED)
+    assert not any(squash(line) in second for line in ENGLISH)
+    stats = browser.find_element("id", "stats").text
+    assert "Pages\n2" in stats and "Peak RSS" in stats and "Total" in stats
+    assert "not read" not in stats
+    # No image is shown for a PDF (an <img> cannot draw one): the page says so instead.
+    assert not browser.find_element("id", "figure").is_displayed()
+    note = browser.find_element("id", "no-preview")
+    assert note.is_displayed() and note.text.startswith("No preview")
+    assert console_errors(browser) == []
