@@ -43,8 +43,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import img2pdf
-from fpdf import FPDF
 from PIL import Image
 
 from bench import harness, setup
@@ -113,6 +111,8 @@ def grey_scan(page: Image.Image) -> bytes:
 
 def scanned_pdf(scans: list[bytes], pages: int) -> bytes:
     """The scans in turn as A4 pages; img2pdf copies JPEG and G4 data into the PDF unchanged."""
+    import img2pdf  # bench/requirements.txt: imported where used, so --help needs only the tests'
+
     layout = img2pdf.get_fixed_dpi_layout_fun((300, 300))
     return img2pdf.convert([scans[i % len(scans)] for i in range(pages)], layout_fun=layout)
 
@@ -120,6 +120,7 @@ def scanned_pdf(scans: list[bytes], pages: int) -> bytes:
 def born_digital_pdf(texts: list[str], pages: int) -> bytes:
     """Each text on its own A4 page in DejaVu Sans 10 pt; what does not fit is left off."""
     import matplotlib  # ships DejaVu Sans: a Unicode TrueType font with no system install
+    from fpdf import FPDF
 
     font = Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"
     pdf = FPDF(format="A4", unit="mm")
@@ -138,6 +139,8 @@ def born_digital_pdf(texts: list[str], pages: int) -> bytes:
 def lossless_pdf(path: Path, dpi: float | None) -> bytes:
     """The page image itself as a PDF page (PNG data kept as it is; alpha as a soft mask), at
     `dpi` or at the image's own resolution."""
+    import img2pdf
+
     if dpi is None:
         return img2pdf.convert(path.read_bytes())
     return img2pdf.convert(
