@@ -143,3 +143,17 @@ def _file(objects: list[bytes], trailer: bytes) -> bytes:
     out.writelines(b"%010d 00000 n \n" % offset for offset in offsets)
     out.write(b"trailer\n<< %s >>\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref))
     return out.getvalue()
+
+
+def scans_outlasting_a_second(label: str, count: int) -> bytes:
+    """A PDF of `count` small scanned pages (150 x 100 pt, 625 x 417 px at 300 dpi), page n
+    reading `{label} n of {count}` and two more lines: each a full OCR, a tenth of a second on
+    a fast CPU, well under a second on a loaded one. So the document outlasts a one-second
+    deadline on any machine while every attempt still reads a page (text-layer pages take
+    milliseconds: hundreds fit in a second on a quiet machine)."""
+    filler = ["the quick brown fox", "jumps over 0123"]
+    pages = [
+        ScanPage([f"{label} {n} of {count}", *filler], pixels=(600, 400))
+        for n in range(1, count + 1)
+    ]
+    return pdf(pages, size=(150, 100))
