@@ -374,9 +374,8 @@ def main() -> None:
             time.sleep(SETTLE_SECONDS)
             idle["before_documents_mb"] = round(harness.rss_mb(pid), 1)
 
-            def function(key: str) -> None:
+            def record(key: str, row: dict) -> None:
                 document = documents[key]
-                row = run_function(server, sampler, started, document)
                 runs.append(
                     {
                         "document": key,
@@ -388,6 +387,11 @@ def main() -> None:
                     }
                 )
                 save()
+
+            def function(key: str) -> None:
+                document = documents[key]
+                row = run_function(server, sampler, started, document)
+                record(key, row)
                 progress(
                     f"function  {document.label}: {row['cpu_s']:.1f} CPU s, peak "
                     f"{row['peak_rss_mb']} MB (sampled {row['sampled_peak_mb']}), {row['sources']}"
@@ -397,17 +401,7 @@ def main() -> None:
                 document = documents[key]
                 out = tmp / f"{key}.ocrmypdf.pdf"
                 row = run_peer(document, out, skip_text)
-                runs.append(
-                    {
-                        "document": key,
-                        "label": document.label,
-                        "kind": document.kind,
-                        "pages": document.pages,
-                        "bytes": document.path.stat().st_size,
-                        **row,
-                    }
-                )
-                save()
+                record(key, row)
                 progress(f"ocrmypdf  {document.label}: {row['cpu_s']:.1f} CPU s")
 
             if "memory" in parts:
