@@ -540,13 +540,7 @@ def plot(result: dict, path: Path) -> None:
 
     samples = result["samples"]
     figure, (whole, hundred) = pyplot.subplots(2, 1, figsize=(13, 8))
-    whole.step(
-        [t for t, _ in samples],
-        [mb for _, mb in samples],
-        where="post",
-        lw=0.8,
-        label="worker RSS (read every 10 ms)",
-    )
+    rss_steps(whole, samples)
     for r in (r for r in result["runs"] if r["engine"] == "function"):
         whole.axvspan(r["start_s"], r["end_s"], color="tab:orange", alpha=0.15, lw=0)
         whole.annotate(
@@ -559,7 +553,6 @@ def plot(result: dict, path: Path) -> None:
         )
     whole.axhline(GOAL_MB, color="tab:green", ls="--", lw=0.8, label=f"{GOAL_MB} MB goal")
     whole.set_ylim(bottom=0)
-    whole.set_ylabel("RSS MB")
     whole.set_xlabel("seconds (shaded: a document posted to the function)")
     whole.legend(loc="lower right", fontsize=7)
     whole.set_title("Worker RSS over the whole run")
@@ -569,13 +562,7 @@ def plot(result: dict, path: Path) -> None:
         inside = [
             (t - scan["start_s"], mb) for t, mb in samples if scan["start_s"] <= t <= scan["end_s"]
         ]
-        hundred.step(
-            [t for t, _ in inside],
-            [mb for _, mb in inside],
-            where="post",
-            lw=0.8,
-            label="worker RSS (read every 10 ms)",
-        )
+        rss_steps(hundred, inside)
         ends, elapsed = [], 0.0  # each page's end, from its own timings
         for page in scan["per_page"]:
             elapsed += page["total_ms"] / 1000
@@ -590,7 +577,6 @@ def plot(result: dict, path: Path) -> None:
         )
         hundred.axhline(GOAL_MB, color="tab:green", ls="--", lw=0.8)
         hundred.set_ylim(bottom=0)
-        hundred.set_ylabel("RSS MB")
         hundred.set_xlabel("seconds into the request")
         hundred.legend(loc="lower right", fontsize=7)
         hundred.set_title(
@@ -601,6 +587,18 @@ def plot(result: dict, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def rss_steps(axes, samples: list[tuple[float, float]]) -> None:
+    """The worker's sampled RSS as a step line on `axes`."""
+    axes.step(
+        [t for t, _ in samples],
+        [mb for _, mb in samples],
+        where="post",
+        lw=0.8,
+        label="worker RSS (read every 10 ms)",
+    )
+    axes.set_ylabel("RSS MB")
 
 
 if __name__ == "__main__":
