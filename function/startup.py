@@ -60,7 +60,7 @@ def announce_ready(engine: Engine, settings: Settings) -> None:
     if os.environ.get("FUNCTION_TARGET") == "ocr_storage":
         what = f"POST Cloud Storage events to {where}"
     else:
-        what = f"POST an image to {where} (GET: service info)"
+        what = f"open {where} in a browser, or POST an image or PDF to it (GET: service info)"
     logs.announce(
         f"Ready: OCR engine loaded in {engine.load_seconds:.2f} s; {what}; "
         f"MAX_SIDE={settings.max_side} "

@@ -32,7 +32,7 @@ def test_one_ready_line_whatever_the_log_level(tmp_path):
     assert len(ready) == 1, server.log()
     (line,) = ready
     assert "OCR engine loaded in " in line
-    assert f"POST an image to {server.url}" in line
+    assert f"open {server.url} in a browser, or POST an image or PDF to it" in line
     assert f"MAX_SIDE={Settings.max_side} MAX_CONCURRENT_REQUESTS=4" in line
     assert "LOG_LEVEL=ERROR" in line
 
