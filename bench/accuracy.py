@@ -149,8 +149,8 @@ def main() -> None:
     if args.report:
         saved = json.loads(args.report.read_text())
         found = saved["rows"]
-        for row in found:  # the kinds as this code has them (WRONG_ORDER may have changed)
-            row["kind"] = page_kind(row["set"], row["image"])
+        for saved_row in found:  # the kinds as this code has them (WRONG_ORDER may have changed)
+            saved_row["kind"] = page_kind(saved_row["set"], saved_row["image"])
         sets = list(dict.fromkeys(r["set"] for r in found))
         print(table(found, sets, list(saved["meta"]["configs"])))
         return
